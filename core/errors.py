@@ -1,5 +1,9 @@
 """The product's errors.
 
+Exit codes (the CLI's contract with CI/CD jobs): 0 success, 1 unexpected internal error,
+2 invalid arguments / configuration / data, 3 a pipeline run that failed, 4 an
+unreachable Kubeflow host, 5 an artifact store that cannot be used.
+
 Every error a user can cause carries the problem *and* the fix, so that the CLI can
 print one clear line and exit non-zero instead of a traceback.  Code raises the most
 specific subclass; callers that only want "a user error" catch :class:`RachelError`.
@@ -29,6 +33,8 @@ class DataError(RachelError):
 
 class StorageError(RachelError):
     """An artifact store that cannot be read or written (missing bucket, no permission)."""
+
+    exit_code = 5
 
 
 class ArtifactError(RachelError):

@@ -66,6 +66,19 @@ def _gcs_client() -> Any:
     return _client
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def _umask() -> int:
+    return _UMASK
+
+
 def reset_client() -> None:
     """Forget the cached GCS client (tests that switch emulators call this)."""
     global _client
@@ -77,22 +90,48 @@ def _blob(uri: str) -> Any:
 
     bucket_name, blob_name = split_gcs(uri)
     client = _gcs_client()
+    bucket = client.bucket(bucket_name)
     try:
-        bucket = client.bucket(bucket_name)
-        if not bucket.exists():
-            raise StorageError(
-                f"bucket gs://{bucket_name} does not exist or is not visible",
-                "create it (gcloud storage buckets create) or fix the URI / credentials",
-            )
+        found = bucket.exists()
+    except gexc.Forbidden:  # pragma: no cover - needs real IAM
+        # Object-level roles (e.g. roles/storage.objectViewer) lack storage.buckets.get:
+        # skip the bucket check and let the object operation report its own error.
+        found = True
     except gexc.GoogleAPIError as err:  # pragma: no cover - depends on the server
-        raise StorageError(f"cannot reach bucket gs://{bucket_name}: {err}", "check credentials") from err
+        raise StorageError(
+            f"cannot reach bucket gs://{bucket_name}: {err}", "check credentials"
+        ) from err
+    if not found:
+        raise StorageError(
+            f"bucket gs://{bucket_name} does not exist or is not visible",
+            "create it (gcloud storage buckets create) or fix the URI / credentials",
+        )
     return bucket.blob(blob_name)
+
+
+@contextlib.contextmanager
+def _gcs_errors(uri: str, action: str) -> Iterator[None]:
+    """Turn google-cloud errors (permission, not found, server) into StorageError."""
+    from google.api_core import exceptions as gexc
+
+    try:
+        yield
+    except gexc.NotFound as err:
+        raise StorageError(
+            f"object {uri} does not exist", "check the path or upload it first"
+        ) from err
+    except gexc.GoogleAPIError as err:
+        raise StorageError(
+            f"cannot {action} {uri}: {err}", "check credentials and permissions"
+        ) from err
 
 
 def exists(uri: str | os.PathLike[str]) -> bool:
     uri = str(uri)
     if is_gcs(uri):
-        return bool(_blob(uri).exists())
+        blob = _blob(uri)
+        with _gcs_errors(uri, "check"):
+            return bool(blob.exists())
     return Path(uri).exists()
 
 
@@ -100,9 +139,8 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
     uri = str(uri)
     if is_gcs(uri):
         blob = _blob(uri)
-        if not blob.exists():
-            raise StorageError(f"object {uri} does not exist", "check the path or upload it first")
-        return bytes(blob.download_as_bytes())
+        with _gcs_errors(uri, "read"):
+            return bytes(blob.download_as_bytes())
     path = Path(uri)
     if not path.is_file():
         raise StorageError(f"file {uri} does not exist", "check the path")
@@ -113,12 +151,17 @@ def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` atomically to a local path or a ``gs://`` object."""
     uri = str(uri)
     if is_gcs(uri):
-        _blob(uri).upload_from_string(data)
+        blob = _blob(uri)
+        with _gcs_errors(uri, "write"):
+            blob.upload_from_string(data)
         return
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
+        # so that artifacts stay readable by other users/containers sharing the volume.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -136,7 +179,9 @@ def read_json(uri: str | os.PathLike[str]) -> Any:
     except json.JSONDecodeError as err:
         from rachel.core.errors import ArtifactError
 
-        raise ArtifactError(f"{uri} is not valid JSON ({err})", "re-run the step that writes it") from err
+        raise ArtifactError(
+            f"{uri} is not valid JSON ({err})", "re-run the step that writes it"
+        ) from err
 
 
 def write_json(uri: str | os.PathLike[str], obj: Any) -> None:
@@ -168,13 +213,18 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; use a plain mkdir's mode
     try:
         yield tmp
         if final.exists():
             backup = final.with_name(f".{final.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
             os.replace(final, backup)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(backup, final)  # put the previous version back
+                raise
             shutil.rmtree(backup, ignore_errors=True)
         else:
             os.replace(tmp, final)

@@ -1,0 +1,5 @@
+import sys
+
+from rachel.cli.main import main
+
+sys.exit(main())

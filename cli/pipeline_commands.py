@@ -1,0 +1,392 @@
+"""Pipeline commands: ``rachel compile``, ``rachel run``, ``rachel submit``, ``rachel schedule``.
+
+Exit codes (see :mod:`rachel.core.errors`), for CI/CD jobs: 0 success, 2 invalid arguments
+or configuration, 3 a run that failed (or did not finish within ``--timeout``), 4 a Kubeflow
+endpoint that cannot be reached or refuses us, 5 an artifact store (bucket) that cannot be
+used.  Nothing here imports kfp or TensorFlow until a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rachel.cli.options import add_config_arguments, config_from_args
+
+DEFAULT_RUN_OUTPUT = "runs/pipeline"
+DEFAULT_EXPERIMENT = "rachel-nas"
+
+
+# ------------------------------------------------------------------------- options
+def _add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pipeline shape and early stop")
+    g.add_argument("--name", default=None, help="pipeline name (default: rachel-nas)")
+    g.add_argument("--max-safety-net-activations", type=int, default=0, metavar="N",
+                   help="early stop once the safety net has fired N times (0 = never)")
+    g.add_argument("--target-accuracy", type=float, default=0.0, metavar="ACC",
+                   help="early stop once a candidate reaches ACC on validation (0 = never)")
+
+
+def _add_placement_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("placement on Kubernetes (ignored by 'rachel run')")
+    g.add_argument("--no-gpu", action="store_true", help="train on CPU nodes (no GPU request)")
+    g.add_argument("--accelerator-type", help="resource name (default nvidia.com/gpu)")
+    g.add_argument("--accelerator-limit", type=int, help="GPUs per training task (default 1)")
+    g.add_argument("--node-selector", metavar="KEY=VALUE",
+                   help="node selector of training tasks "
+                        "(default cloud.google.com/gke-accelerator=nvidia-l4)")
+    g.add_argument("--toleration-key", help="taint key tolerated by training (default nvidia.com/gpu)")
+    g.add_argument("--cpu-request", help="CPU request of the light tasks (default 1)")
+    g.add_argument("--memory-request", help="memory request of the light tasks (default 4G)")
+    g.add_argument("--train-cpu-request", help="CPU request of training (default 4)")
+    g.add_argument("--train-memory-request", help="memory request of training (default 16G)")
+    g.add_argument("--retries", type=int, dest="train_retries",
+                   help="retries of a training task, with exponential backoff (default 3)")
+    g.add_argument("--parallelism", type=int, help="candidates trained at once (default 4)")
+    g.add_argument("--image-registry", help="registry of the rachel-cpu/rachel-gpu images "
+                   "(or $RACHEL_IMAGE_REGISTRY)")
+    g.add_argument("--image-tag", help="tag of the images (or $RACHEL_IMAGE_TAG)")
+
+
+def _add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Kubeflow Pipelines endpoint")
+    g.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://HOST/pipeline")
+    g.add_argument("--namespace", default=None, help="Kubeflow profile namespace (multi-user)")
+    g.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment name")
+    g.add_argument("--package", help="a compiled pipeline YAML (default: compile now)")
+    g.add_argument("--version", dest="version_name",
+                   help="pipeline version name (default: <image tag>-<UTC timestamp>)")
+    g.add_argument("--pipeline-root", help="gs://BUCKET/PREFIX for the run's artifacts")
+    g.add_argument("--service-account", help="Kubernetes service account the run uses")
+    g.add_argument("--skip-root-check", action="store_true",
+                   help="do not check that the --pipeline-root bucket exists")
+
+
+def _apply_image_env(args: argparse.Namespace) -> None:
+    """Image names are read once, when the components are first imported: set them first."""
+    from rachel.core.errors import ConfigError
+
+    if "rachel.components.settings" in sys.modules and (args.image_registry or args.image_tag):
+        raise ConfigError("--image-registry/--image-tag must be set before the components load",
+                          "pass them on a fresh command line")
+    if args.image_registry:
+        os.environ["RACHEL_IMAGE_REGISTRY"] = args.image_registry
+    if args.image_tag:
+        os.environ["RACHEL_IMAGE_TAG"] = args.image_tag
+
+
+def _placement(args: argparse.Namespace) -> Any:
+    from rachel.components.settings import DEFAULT_PLACEMENT
+    from rachel.core.errors import ConfigError
+
+    overrides: dict[str, Any] = {
+        name: getattr(args, name, None)
+        for name in ("accelerator_type", "accelerator_limit", "toleration_key", "cpu_request",
+                     "memory_request", "train_cpu_request", "train_memory_request",
+                     "train_retries", "parallelism")
+    }
+    if getattr(args, "no_gpu", False):
+        overrides["gpu"] = False
+    if getattr(args, "node_selector", None):
+        key, sep, value = args.node_selector.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--node-selector {args.node_selector!r} is not KEY=VALUE",
+                              "write e.g. cloud.google.com/gke-accelerator=nvidia-l4")
+        overrides.update(node_selector_key=key, node_selector_value=value)
+    return DEFAULT_PLACEMENT.replace(**overrides)
+
+
+def _early_stop(args: argparse.Namespace) -> Any:
+    if not args.max_safety_net_activations and not args.target_accuracy:
+        return None
+    from rachel.pipelines.rachel_pipeline import EarlyStop
+
+    return EarlyStop(args.max_safety_net_activations, args.target_accuracy)
+
+
+def _compile(args: argparse.Namespace, output: str) -> tuple[int, Any]:
+    """Compile to ``output``; returns (bytes, config)."""
+    config = config_from_args(args)
+    _apply_image_env(args)
+    placement = _placement(args)
+    from rachel.pipelines.compile import compile_pipeline
+    from rachel.pipelines.rachel_pipeline import PIPELINE_NAME
+
+    size = compile_pipeline(
+        output, iterations=config.iterations, candidates=config.candidates,
+        placement=placement, config=config, early_stop=_early_stop(args),
+        name=args.name or PIPELINE_NAME,
+    )
+    return size, config
+
+
+# ------------------------------------------------------------------------- compile
+def compile_command(args: argparse.Namespace) -> int:
+    size, config = _compile(args, args.output)
+    from rachel.pipelines.compile import ETCD_OBJECT_LIMIT
+
+    print(f"compiled {config.iterations} iteration(s) x {config.candidates} candidate(s) "
+          f"to {args.output} ({size:,} bytes)")
+    if size > ETCD_OBJECT_LIMIT // 2:
+        print(f"warning: {size:,} bytes is over half of etcd's {ETCD_OBJECT_LIMIT:,}-byte object "
+              "limit; the Argo workflow may be rejected", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------- run
+def run_command(args: argparse.Namespace) -> int:
+    from rachel.core import storage
+    from rachel.core.errors import ConfigError
+
+    config = config_from_args(args)  # validated before anything runs
+    if storage.is_gcs(args.output):
+        raise ConfigError("kfp.local needs a local pipeline root",
+                          "pass a local --output folder; use 'rachel submit' for gs://")
+    placement = _placement(args)
+    from rachel.pipelines.local import run_local
+
+    print(f"running the pipeline locally (kfp.local): {config.iterations} iteration(s) x "
+          f"{config.candidates} candidate(s), pipeline root {args.output}", flush=True)
+    result = run_local(config, args.output, placement=placement, early_stop=_early_stop(args),
+                       cache=args.cache, **({"name": args.name} if args.name else {}))
+    m = result.metrics
+    print(f"done in {result.seconds:.1f}s: test_accuracy {m['test_accuracy']:.4f}, macro_f1 "
+          f"{m['macro_f1']:.4f}, params {m['params']:,}, "
+          f"safety-net activations {m['safety_net_activations']}")
+    print(f"run:     {result.run_dir}")
+    print(f"model:   {result.model_file} (SavedModel: {result.model_dir / 'saved_model'})")
+    print(f"metrics: {result.metrics_file}  report: {result.model_dir / 'report.md'}")
+    return 0
+
+
+# ------------------------------------------------------------------ KFP endpoint
+def _kfp_errors(host: str) -> Any:
+    """A context manager turning connection / API errors into one-line RachelErrors."""
+    import contextlib
+
+    from rachel.core.errors import HostUnreachableError, PipelineRunError
+
+    @contextlib.contextmanager
+    def guard() -> Any:
+        import urllib3
+        from kfp_server_api.exceptions import ApiException
+
+        try:
+            yield
+        except (urllib3.exceptions.HTTPError, ConnectionError, OSError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise HostUnreachableError(
+                f"cannot reach Kubeflow Pipelines at {host} ({_one_line(reason)})",
+                "check --host, the network/port-forward, and that the KFP API is up",
+            ) from None
+        except ApiException as err:
+            if err.status in (401, 403):
+                raise HostUnreachableError(
+                    f"Kubeflow Pipelines at {host} refused the request (HTTP {err.status})",
+                    "check credentials and --namespace / the profile's RBAC",
+                ) from None
+            raise PipelineRunError(
+                f"Kubeflow Pipelines at {host} answered HTTP {err.status}: "
+                f"{_one_line(err.reason or err.body)}",
+                "check the pipeline package and the endpoint's version",
+            ) from None
+
+    return guard()
+
+
+def _one_line(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _check_pipeline_root(root: str | None) -> None:
+    from rachel.core import storage
+    from rachel.core.errors import ConfigError, StorageError
+
+    if root is None:
+        return
+    if not storage.is_gcs(root):
+        raise ConfigError(f"--pipeline-root {root!r} is not a gs:// URI",
+                          "write it as gs://BUCKET/PREFIX")
+    bucket, _ = storage.split_gcs(root)
+    try:
+        storage.exists(storage.join(f"gs://{bucket}", ".rachel-root-check"))
+    except StorageError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. google.auth DefaultCredentialsError
+        raise StorageError(f"cannot check bucket gs://{bucket}: {_one_line(err)}",
+                           "provide Google credentials (Workload Identity or "
+                           "GOOGLE_APPLICATION_CREDENTIALS) or pass --skip-root-check") from None
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, dict[str, Any]]:
+    """Validate, compile (or read --package), check the bucket, connect, upload a version.
+
+    Returns (client, pipeline_version_id-with-pipeline_id, experiment_id, params).
+    """
+    from rachel.core.errors import ConfigError
+
+    config = config_from_args(args)
+    if not args.skip_root_check:
+        _check_pipeline_root(args.pipeline_root)
+    tmp = tempfile.mkdtemp(prefix="rachel-submit-")
+    if args.package:
+        if not Path(args.package).is_file():
+            raise ConfigError(f"--package {args.package} does not exist",
+                              "run 'rachel compile --output FILE' first")
+        package = args.package
+        name = args.name
+    else:
+        package = str(Path(tmp) / "pipeline.yaml")
+        _compile(args, package)
+        name = args.name
+    name = name or _package_name(package)
+    params = {"config_json": json.dumps(config.to_json(), sort_keys=True)}
+    if args.package:
+        params = _package_params(package, params)
+
+    import kfp
+
+    from rachel.components.settings import image_tag
+
+    version = args.version_name or f"{image_tag()}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    with _kfp_errors(args.host):
+        client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
+        pipeline_id = client.get_pipeline_id(name)
+        if pipeline_id is None:
+            pipeline = client.upload_pipeline(package, pipeline_name=name,
+                                              namespace=args.namespace)
+            pipeline_id = pipeline.pipeline_id
+            print(f"uploaded pipeline {name} ({pipeline_id})")
+        pv = client.upload_pipeline_version(package, pipeline_version_name=version,
+                                            pipeline_id=pipeline_id)
+        print(f"uploaded pipeline version {version} ({pv.pipeline_version_id})")
+        experiment = client.create_experiment(args.experiment, namespace=args.namespace)
+    return client, f"{pipeline_id}/{pv.pipeline_version_id}", experiment.experiment_id, params
+
+
+def _package_name(package: str) -> str:
+    import yaml
+
+    with open(package) as fh:
+        doc = next(iter(yaml.safe_load_all(fh)))
+    return str(doc.get("pipelineInfo", {}).get("name") or "rachel-nas")
+
+
+def _package_params(package: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Keep the compiled default config unless the command line changed it."""
+    return {}  # the package's own default config_json is what was compiled and reviewed
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    from rachel.core.errors import PipelineRunError
+
+    client, ids, experiment_id, params = _prepare(args)
+    pipeline_id, version_id = ids.split("/")
+    job = args.run_name or f"rachel-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    with _kfp_errors(args.host):
+        run = client.run_pipeline(
+            experiment_id=experiment_id, job_name=job, params=params or None,
+            pipeline_id=pipeline_id, version_id=version_id,
+            pipeline_root=args.pipeline_root, service_account=args.service_account,
+        )
+    print(f"started run {job} ({run.run_id}) in experiment {args.experiment}")
+    if not args.wait:
+        return 0
+    with _kfp_errors(args.host):
+        try:
+            finished = client.wait_for_run_completion(run.run_id, timeout=args.timeout)
+        except TimeoutError:
+            raise PipelineRunError(f"run {run.run_id} did not finish within {args.timeout}s",
+                                   "raise --timeout or follow it in the KFP UI") from None
+    state = str(getattr(finished, "state", "UNKNOWN")).upper()
+    if state != "SUCCEEDED":
+        raise PipelineRunError(f"run {run.run_id} finished in state {state}",
+                               "open the run in the KFP UI for the failing task's log")
+    print(f"run {run.run_id} succeeded")
+    return 0
+
+
+def normalise_cron(expr: str) -> str:
+    """KFP's scheduler takes 6 fields (seconds first); accept the usual 5 and prepend ``0``."""
+    from rachel.core.errors import ConfigError
+
+    fields = expr.split()
+    if len(fields) == 5:
+        fields = ["0", *fields]
+    if len(fields) != 6 or not all(re.fullmatch(r"[0-9*/,\-?A-Za-z]+", f) for f in fields):
+        raise ConfigError(f"--cron {expr!r} is not a cron expression",
+                          "write 5 fields (minute hour day month weekday), e.g. '0 3 * * 1'")
+    return " ".join(fields)
+
+
+def schedule_command(args: argparse.Namespace) -> int:
+    cron = normalise_cron(args.cron)  # invalid arguments fail before anything is contacted
+    client, ids, experiment_id, params = _prepare(args)
+    pipeline_id, version_id = ids.split("/")
+    job = args.job_name or f"rachel-weekly-{version_id[:8]}"
+    with _kfp_errors(args.host):
+        recurring = client.create_recurring_run(
+            experiment_id=experiment_id, job_name=job, cron_expression=cron,
+            max_concurrency=1, no_catchup=True, params=params or None,
+            pipeline_id=pipeline_id, version_id=version_id, enabled=True,
+            pipeline_root=args.pipeline_root, service_account=args.service_account,
+        )
+    print(f"scheduled recurring run {job} ({recurring.recurring_run_id}) with cron '{cron}'")
+    return 0
+
+
+# ------------------------------------------------------------------------ register
+def register(sub: Any) -> None:
+    p = sub.add_parser("compile", help="compile the Kubeflow pipeline to IR YAML",
+                       description="Compile the RACHEL Kubeflow pipeline (IR YAML) for "
+                       "--iterations unrolled iterations of --candidates candidates.")
+    add_config_arguments(p)
+    _add_pipeline_arguments(p)
+    _add_placement_arguments(p)
+    p.add_argument("--output", required=True, help="IR YAML file (local path or gs://)")
+    p.set_defaults(handler=compile_command)
+
+    p = sub.add_parser("run", help="run the Kubeflow pipeline locally (kfp.local)",
+                       description="Run the SAME Kubeflow pipeline on this machine with "
+                       "kfp.local (every step a subprocess) and print where the final model "
+                       "and metrics are.")
+    add_config_arguments(p)
+    _add_pipeline_arguments(p)
+    p.add_argument("--output", default=DEFAULT_RUN_OUTPUT,
+                   help="local pipeline root (default: %(default)s)")
+    p.add_argument("--cache", action="store_true",
+                   help="reuse cached results of deterministic steps from earlier runs")
+    p.set_defaults(handler=run_command, no_gpu=True)
+
+    p = sub.add_parser("submit", help="upload a pipeline version to KFP and start a run",
+                       description="Upload the pipeline (a new version) to a Kubeflow Pipelines "
+                       "endpoint and start a run. Exit codes: 0 ok, 2 bad arguments, 3 failed "
+                       "run, 4 unreachable host, 5 unusable bucket.")
+    add_config_arguments(p)
+    _add_pipeline_arguments(p)
+    _add_placement_arguments(p)
+    _add_endpoint_arguments(p)
+    p.add_argument("--run-name", help="run name (default: rachel-<UTC timestamp>)")
+    p.add_argument("--wait", action="store_true", help="wait for the run; exit 3 if it fails")
+    p.add_argument("--timeout", type=int, default=6 * 3600, help="seconds to wait (--wait)")
+    p.set_defaults(handler=submit_command)
+
+    p = sub.add_parser("schedule", help="upload a pipeline version and create a recurring run",
+                       description="Upload the pipeline (a new version) and create a KFP "
+                       "recurring run on a cron schedule.")
+    add_config_arguments(p)
+    _add_pipeline_arguments(p)
+    _add_placement_arguments(p)
+    _add_endpoint_arguments(p)
+    p.add_argument("--cron", required=True,
+                   help="cron schedule, 5 fields (UTC), e.g. '0 3 * * 1' = Mondays 03:00")
+    p.add_argument("--job-name", help="recurring run name")
+    p.set_defaults(handler=schedule_command)

@@ -1,0 +1,35 @@
+"""Component: train one candidate from scratch (the GPU step)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from rachel.components.settings import GPU_IMAGE
+
+
+@dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
+def train_candidate(
+    config_json: str,
+    candidate: dict,
+    splits: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+) -> None:
+    """Write ``model`` (model.keras, val_logits.npy, candidate.json, metrics.json).
+
+    A candidate that fails to build or train is recorded with status "failed" and the task
+    still succeeds, so one bad architecture does not stop the iteration.
+    """
+    from rachel.core import steps
+    from rachel.core.config import SearchConfig
+
+    summary = steps.train_candidate(
+        SearchConfig.from_json(config_json), splits.path, candidate, model.path
+    )
+    for key in ("val_accuracy", "val_loss", "params", "epochs_run", "train_seconds"):
+        if isinstance(summary.get(key), (int, float)):
+            metrics.log_metric(key, summary[key])
+    metrics.log_metric("status", summary["status"])
+    model.metadata.update(
+        candidate_id=summary["candidate_id"], status=summary["status"], framework="keras",
+        seed=summary.get("seed"), val_accuracy=summary.get("val_accuracy"),
+    )

@@ -1,0 +1,59 @@
+"""Component: reward each candidate by the ensemble it would make; apply the safety net."""
+
+from typing import List, NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from rachel.components.settings import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def weigh_ensemble(
+    config_json: str,
+    iteration: int,
+    splits: Input[Dataset],
+    candidates: Input[List[Model]],
+    ensemble_out: Output[Model],
+    metrics: Output[Metrics],
+    ensemble_in: Input[Model] = None,
+    activations_before: int = 0,
+    max_safety_net_activations: int = 0,
+    target_accuracy: float = 0.0,
+) -> NamedTuple(  # noqa: UP006 - KFP reads the typing form
+    "WeighOutputs", safety_net_activations=int, best_val_accuracy=float, keep_searching=bool
+):
+    """Write the new ensemble state; ``ensemble_in`` is absent at iteration 0.
+
+    Returns the safety-net activations so far (``activations_before`` + this iteration's),
+    the best validation accuracy of this iteration's candidates, and ``keep_searching``:
+    False once the activations reach ``max_safety_net_activations`` or the accuracy reaches
+    ``target_accuracy`` (0 disables either test).
+    """
+    from collections import namedtuple
+
+    from rachel.core import steps
+    from rachel.core.config import SearchConfig
+
+    entry = steps.weigh_ensemble(
+        SearchConfig.from_json(config_json), iteration, splits.path,
+        ensemble_in.path if ensemble_in else None, [c.path for c in candidates],
+        ensemble_out.path,
+    )
+    fired = activations_before + int(entry["safety_net_activated"])
+    accuracies = [c["val_accuracy"] for c in entry["candidates"].values() if c["val_accuracy"]]
+    for cid, reward in entry["rewards"].items():
+        if reward is not None:
+            metrics.log_metric(f"reward_{cid}", reward)
+    metrics.log_metric("members", len(entry["members"]))
+    metrics.log_metric("accepted", int(entry["accepted"]))
+    metrics.log_metric("safety_net_activations", fired)
+    ensemble_out.metadata.update(
+        iteration=iteration, best_candidate=entry["best_candidate"], decision=entry["decision"],
+        members=entry["members"], accepted=entry["accepted"], objective=entry["objective"],
+    )
+    best = float(max(accuracies, default=0.0))
+    stop = (0 < max_safety_net_activations <= fired) or (0 < target_accuracy <= best)
+    outputs = namedtuple("WeighOutputs", ["safety_net_activations", "best_val_accuracy",
+                                          "keep_searching"])
+    return outputs(fired, best, not stop)

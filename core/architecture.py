@@ -1,0 +1,87 @@
+"""``decode``: an :class:`~rachel.core.search_space.ArchitectureSpec` -> a Keras model.
+
+The paper's ``decode_full_candidate`` (section 2.3).  Choices the paper leaves open:
+
+* Dropout adapts to depth: block ``i`` (0-based) uses ``min(0.1 + 0.05 * i, 0.4)``.
+* Pooling adapts to the feature map: a standard block max-pools 2x2 only while both
+  spatial sides are >= 2, so a deep spec on 28x28 inputs still builds (28 -> 14 -> 7 ->
+  3 -> 1, then no more pooling).  Residual blocks keep the resolution.
+* BatchNorm momentum 0.9: with ~40 steps per epoch the default 0.99 leaves the moving
+  statistics far behind the weights and validation accuracy far below training accuracy.
+* Head: GlobalAveragePooling2D -> Dropout(0.2) -> Dense(num_classes) producing logits.
+
+Models use standard Keras layers only, so a saved model loads with plain ``keras``.
+Inputs are images already scaled to [0, 1]; the exported ensemble adds the scaling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rachel.core.search_space import ArchitectureSpec, BlockType
+
+BN_MOMENTUM = 0.9
+HEAD_DROPOUT = 0.2
+
+
+def dropout_rate(index: int) -> float:
+    return min(0.1 + 0.05 * index, 0.4)
+
+
+def _conv_bn_relu(x: Any, width: int, name: str, kernel: int = 3) -> Any:
+    import keras
+
+    x = keras.layers.Conv2D(width, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _standard_block(x: Any, width: int, index: int) -> Any:
+    import keras
+
+    name = f"b{index}_std"
+    x = _conv_bn_relu(x, width, name)
+    x = keras.layers.Dropout(dropout_rate(index), name=f"{name}_drop")(x)
+    height, width_px = x.shape[1], x.shape[2]
+    if height is not None and width_px is not None and min(height, width_px) >= 2:
+        x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return x
+
+
+def _residual_block(x: Any, width: int, index: int) -> Any:
+    import keras
+
+    name = f"b{index}_res"
+    shortcut = x
+    y = _conv_bn_relu(x, width, f"{name}_a")
+    y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(y)
+    y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_b_bn")(y)
+    if shortcut.shape[-1] != width:
+        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"{name}_proj")(shortcut)
+        shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(shortcut)
+    y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
+    return keras.layers.ReLU(name=f"{name}_relu")(y)
+
+
+def decode(
+    spec: ArchitectureSpec,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    name: str = "subnetwork",
+) -> Any:
+    """Build the Keras model for ``spec``; its output is ``num_classes`` logits."""
+    import keras
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for index, layer in enumerate(spec.layers):
+        if layer.block == BlockType.STANDARD:
+            x = _standard_block(x, layer.width, index)
+        else:
+            x = _residual_block(x, layer.width, index)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = keras.layers.Dropout(HEAD_DROPOUT, name="head_drop")(x)
+    # float32 logits even under a mixed-precision policy, for a stable softmax
+    outputs = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,191 @@
+"""Search spaces seen by the incremental environment and the agents.
+
+:class:`SearchSpace` is the small protocol the environment and the baselines rely on, so that
+another space (NAS-Bench-301 / DARTS, with a pair of cells per state) can be added without
+touching them.  :class:`NasBench101Space` implements it for NAS-Bench-101.
+
+Encoding of a NAS-Bench-101 cell (paper section 3.2.3, "RL-based agent"), padded to 7 vertices
+(padding vertices are appended after the output, as in the table: output stays at ``V-1``)::
+
+    [ adjacency: 21 ][ labels: 7 x 5 one-hot = 35 ]          56 values, float32
+
+    adjacency = strictly lower triangle of the transposed matrix (A^T), rows concatenated,
+                i.e. for every vertex j = 1..6 its in-edges from i = 0..j-1:
+                A[0,1] | A[0,2] A[1,2] | A[0,3] A[1,3] A[2,3] | ... | A[0,6] .. A[5,6]
+    labels    = one-hot over (input, conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3, output)
+                for vertices 0..6; a padding vertex is all zeros.
+
+Initial-state sampler (paper section 3.2.3, "Random Search"): draw the number of vertices ``V``
+uniformly from ``vertex_range`` (default 2..7), then draw upper-triangular ``V x V`` matrices
+(each possible edge with probability 1/2) and uniform middle ops until the cell is valid *and*
+keeps all ``V`` vertices after pruning (the paper's "adjacency matrix must have the desired
+number of vertices") with at most 9 edges.  The resulting distribution over cells is
+quasi-uniform in the number of vertices (not uniform over the 423,624 cells).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from rachel.core.errors import ConfigError, NasBenchError
+from rachel.core.nasbench import neighbours as _nb
+from rachel.core.nasbench.cell import ALL_LABELS, MAX_EDGES, MAX_VERTICES, OPS, Cell, ModelSpec
+from rachel.core.nasbench.hashing import labeling_from_ops, module_hash
+
+_TRIL_J = np.array([j for j in range(1, MAX_VERTICES) for i in range(j)])
+_TRIL_I = np.array([i for j in range(1, MAX_VERTICES) for i in range(j)])
+N_ADJ = len(_TRIL_I)  # 21
+N_LABELS = len(ALL_LABELS)  # 5
+ENCODING_SIZE = N_ADJ + MAX_VERTICES * N_LABELS  # 56
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """What the environment and the baselines need from a search space."""
+
+    name: str
+
+    @property
+    def observation_size(self) -> int:
+        """Length of :meth:`encode`'s vector (one architecture / state)."""
+        ...
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """An initial state drawn from the space's initial-state distribution."""
+        ...
+
+    def neighbours(self, cell: Any) -> list[Any]:
+        """Distinct states one edit away (the cell itself excluded)."""
+        ...
+
+    def encode(self, cell: Any) -> np.ndarray:
+        """Fixed-length float32 vector of ``observation_size`` values."""
+        ...
+
+    def hash(self, cell: Any) -> str:
+        """Isomorphism-invariant fingerprint used to look metrics up."""
+        ...
+
+    def is_valid(self, cell: Any) -> bool:
+        """True when ``cell`` is in the space."""
+        ...
+
+
+def encode_batch(adj: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray) -> np.ndarray:
+    """Vectorised encoding of padded cells → ``(B, 56)`` uint8 (see module docstring).
+
+    ``labels`` are the official integers (-1 input, -2 output, 0..2 = index in :data:`OPS`).
+    """
+    adj = np.asarray(adj)
+    labels = np.asarray(labels).astype(np.int64)
+    nv = np.asarray(num_vertices).astype(np.int64)
+    b = adj.shape[0]
+    out = np.zeros((b, ENCODING_SIZE), dtype=np.uint8)
+    out[:, :N_ADJ] = adj[:, _TRIL_I, _TRIL_J]
+    # label column in ALL_LABELS: input 0, ops 1..3, output 4
+    col = np.where(labels == -1, 0, np.where(labels == -2, N_LABELS - 1, labels + 1))
+    present = np.arange(MAX_VERTICES)[None, :] < nv[:, None]
+    rows, verts = np.nonzero(present)
+    out[rows, N_ADJ + verts * N_LABELS + col[rows, verts]] = 1
+    return out
+
+
+def sample_arrays(
+    rng: np.random.Generator, size: int, vertex_range: tuple[int, int] = (2, MAX_VERTICES)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``size`` draws of the quasi-uniform sampler, vectorised.
+
+    Returns padded ``adj (size,7,7) uint8``, ``labels (size,7) int8`` (official integers) and
+    ``num_vertices (size,) uint8``.
+    """
+    lo, hi = vertex_range
+    if not 2 <= lo <= hi <= MAX_VERTICES:
+        raise ConfigError(f"vertex_range {vertex_range} outside 2..{MAX_VERTICES}",
+                          "use e.g. (2, 7)")
+    nv = rng.integers(lo, hi + 1, size=size)
+    adj = np.zeros((size, MAX_VERTICES, MAX_VERTICES), dtype=np.uint8)
+    labels = np.zeros((size, MAX_VERTICES), dtype=np.int8)
+    pending = np.arange(size)
+    upper = np.triu(np.ones((MAX_VERTICES, MAX_VERTICES), dtype=bool), k=1)
+    pos = np.arange(MAX_VERTICES)
+    while pending.size:
+        n = nv[pending]
+        inside = (pos[None, :] < n[:, None])
+        block = upper[None] & inside[:, :, None] & inside[:, None, :]
+        a = (rng.random((pending.size, MAX_VERTICES, MAX_VERTICES)) < 0.5) & block
+        ops = rng.integers(0, len(OPS), size=(pending.size, MAX_VERTICES))
+        out_deg = a.sum(axis=2)
+        in_deg = a.sum(axis=1)
+        not_out = inside & (pos[None, :] != (n - 1)[:, None])
+        not_in = inside & (pos[None, :] != 0)
+        ok = ((out_deg > 0) | ~not_out).all(axis=1) & ((in_deg > 0) | ~not_in).all(axis=1)
+        ok &= a.sum(axis=(1, 2)) <= MAX_EDGES
+        acc = np.flatnonzero(ok)
+        dest = pending[acc]
+        adj[dest] = a[acc]
+        lab = ops[acc].astype(np.int8)
+        lab[:, 0] = -1
+        lab[~inside[acc]] = 0
+        lab[np.arange(acc.size), n[acc] - 1] = -2
+        labels[dest] = lab
+        pending = pending[~ok]
+    return adj, labels, nv.astype(np.uint8)
+
+
+def arrays_to_cell(adj: np.ndarray, labels: np.ndarray, num_vertices: int) -> Cell:
+    """One padded (adj, labels, V) triple → :class:`Cell`."""
+    n = int(num_vertices)
+    ops = [ALL_LABELS[0]] + [OPS[int(x)] for x in labels[1 : n - 1]] + [ALL_LABELS[-1]]
+    return Cell(np.asarray(adj)[:n, :n], ops)
+
+
+class NasBench101Space:
+    """The NAS-Bench-101 space (CIFAR-10 cells, <= 7 vertices, <= 9 edges, 3 ops)."""
+
+    name = "nasbench101"
+
+    def __init__(self, vertex_range: tuple[int, int] = (2, MAX_VERTICES)) -> None:
+        sample_arrays(np.random.default_rng(0), 0, vertex_range)  # validates the range
+        self.vertex_range = vertex_range
+
+    @property
+    def observation_size(self) -> int:
+        return ENCODING_SIZE
+
+    def sample(self, rng: np.random.Generator) -> Cell:
+        adj, labels, nv = sample_arrays(rng, 1, self.vertex_range)
+        return arrays_to_cell(adj[0], labels[0], nv[0])
+
+    def neighbours(self, cell: Cell) -> list[Cell]:
+        return _nb.neighbours(self._cell(cell))
+
+    def encode(self, cell: Cell) -> np.ndarray:
+        cell = self._cell(cell)
+        labels = np.zeros((1, MAX_VERTICES), dtype=np.int8)
+        labels[0, : cell.num_vertices] = labeling_from_ops(cell.ops)
+        enc = encode_batch(cell.padded()[None], labels, np.array([cell.num_vertices]))
+        return enc[0].astype(np.float32)
+
+    def hash(self, cell: Cell) -> str:
+        cell = self._cell(cell)
+        return module_hash(cell.matrix, cell.ops)
+
+    def is_valid(self, cell: Any) -> bool:
+        """Cells are valid by construction; ``ModelSpec`` / ``(matrix, ops)`` are checked."""
+        if isinstance(cell, Cell):
+            return True
+        if isinstance(cell, ModelSpec):
+            return cell.is_valid()
+        try:
+            matrix, ops = cell
+            return ModelSpec(matrix, list(ops)).is_valid()
+        except (NasBenchError, TypeError, ValueError):
+            return False
+
+    @staticmethod
+    def _cell(cell: Any) -> Cell:
+        if not isinstance(cell, Cell):
+            raise NasBenchError(f"expected a Cell, got {type(cell).__name__}",
+                                "build one with Cell.from_matrix(matrix, ops)")
+        return cell

@@ -1,0 +1,362 @@
+"""The search as step functions over explicit inputs and outputs.
+
+Each step takes a :class:`~rachel.core.config.SearchConfig` (scalars, JSON), artifact
+paths to read and artifact paths to write, and returns a small JSON-able summary.  The
+in-process search (:mod:`rachel.core.search`), the CLI, the tests and the Kubeflow
+components all call exactly these functions; none of them imports ``kfp``.
+
+    split_data -> [ generate_candidates -> train_candidate x K -> weigh_ensemble
+                    -> update_controller ] x N -> evaluate_ensemble
+
+Artifacts are written atomically (a step that fails leaves nothing behind at its
+output path).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rachel.core import safety_net, storage
+from rachel.core.config import SearchConfig
+from rachel.core.controller import Controller, ControllerSettings
+from rachel.core.ensemble import fit_mixture_weights
+from rachel.core.ensemble_state import (
+    CANDIDATE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    VAL_LOGITS_FILE,
+    EnsembleState,
+    TrainedCandidate,
+)
+from rachel.core.errors import CandidateFailedError
+from rachel.core.search_space import ArchitectureSpec, Candidate, candidate_id
+
+
+def _load_splits(uri: str | Path) -> Any:
+    from rachel.core.data.splits import DatasetSplits
+
+    return DatasetSplits.load(str(uri))
+
+
+def derived_seed(seed: int, *keys: int) -> int:
+    """A per-purpose 31-bit seed from the run seed (recorded wherever it is used)."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+# --------------------------------------------------------------------------- 1. data
+def split_data(config: SearchConfig, splits_out: str | Path) -> dict[str, Any]:
+    """Load ``config.dataset``, validate it, split it (stratified, seeded), write one file."""
+    from rachel.core.data import load_dataset
+
+    splits = load_dataset(
+        config.dataset, data_dir=config.data_dir, seed=config.seed,
+        train_size=config.train_size, val_size=config.val_size, test_size=config.test_size,
+    )
+    splits.save(str(splits_out))
+    return {
+        "dataset": splits.name,
+        "num_classes": int(splits.num_classes),
+        "input_shape": list(splits.input_shape),
+        "train": int(len(splits.y_train)),
+        "val": int(len(splits.y_val)),
+        "test": int(len(splits.y_test)),
+        "augmentation": splits.augmentation,
+        "seed": config.seed,
+    }
+
+
+# ---------------------------------------------------------------- 2. candidates
+def controller_settings(config: SearchConfig) -> ControllerSettings:
+    return ControllerSettings(
+        kind=config.controller, max_new_layers=config.max_new_layers, max_width=config.max_width,
+        seed=config.seed, learning_rate=config.controller_learning_rate, gamma=config.gamma,
+        entropy_coef=config.entropy_coef, critic_coef=config.critic_coef,
+    )
+
+
+def generate_candidates(
+    config: SearchConfig,
+    iteration: int,
+    controller_in: str | Path | None,
+    ensemble_in: str | Path | None,
+    controller_out: str | Path,
+) -> list[dict[str, Any]]:
+    """Sample ``config.candidates`` proposals that extend the ensemble's best subnetwork.
+
+    The controller is created from the seed at iteration 0 (``controller_in`` None).  Its
+    state, with the sampled decisions pending a reward, is written to ``controller_out``.
+    """
+    controller = (
+        Controller.load(controller_in) if controller_in else Controller(controller_settings(config))
+    )
+    state = EnsembleState.read(ensemble_in)
+    base = ArchitectureSpec.from_json(state.best_spec) if state.best_spec else ArchitectureSpec()
+    ids = [candidate_id(iteration, k) for k in range(config.candidates)]
+    proposals = controller.propose(ids, config.temperature_at(iteration))
+    controller.save(controller_out)
+    return [
+        Candidate(cid, iteration, k, base, proposals[cid]).to_json() for k, cid in enumerate(ids)
+    ]
+
+
+# ------------------------------------------------------------------- 3. training
+def train_candidate(
+    config: SearchConfig,
+    splits_in: str | Path,
+    candidate: dict[str, Any] | str,
+    model_out: str | Path,
+    *,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """Train one candidate from scratch; write its model, validation logits and metrics.
+
+    A candidate that fails to build or train (e.g. out of memory) is recorded with
+    status ``failed`` and the search goes on without it.
+    """
+    from rachel.core import devices
+    from rachel.core.training import TrainingSettings, train_candidate_model
+
+    cand = Candidate.from_json(candidate)
+    seed = derived_seed(config.seed, 1, cand.iteration, cand.index)
+    options = devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)
+    splits = _load_splits(splits_in)
+    started = time.time()
+    with storage.atomic_dir(model_out) as tmp:
+        (tmp / CANDIDATE_FILE).write_text(json.dumps(cand.to_json(), indent=2))
+        try:
+            result = train_candidate_model(
+                cand.spec, splits,
+                TrainingSettings(
+                    epochs=config.epochs, batch_size=config.batch_size,
+                    learning_rate=config.learning_rate, patience=config.patience,
+                    min_delta=config.min_delta, seed=seed,
+                ),
+                options, verbose=verbose,
+            )
+        except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
+            metrics: dict[str, Any] = {
+                "status": "failed", "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc(limit=5), "seed": seed,
+            }
+        else:
+            result.model.save(tmp / MODEL_FILE)
+            np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
+            metrics = {"status": "ok", **result.metrics}
+        metrics.update(candidate_id=cand.candidate_id, spec=cand.spec.to_json(), started_at=started)
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return {k: v for k, v in metrics.items() if k not in ("history", "traceback")}
+
+
+# ------------------------------------------------------- 4. weighting + safety net
+def weigh_ensemble(
+    config: SearchConfig,
+    iteration: int,
+    splits_in: str | Path,
+    ensemble_in: str | Path | None,
+    candidate_dirs: Sequence[str | Path],
+    ensemble_out: str | Path,
+) -> dict[str, Any]:
+    """Score each candidate by the ensemble it would make, pick the best, apply the safety net.
+
+    Reward of a candidate = -(validation cross-entropy of the current ensemble with the
+    candidate added, mixture weights learned for ``config.ensemble_epochs`` epochs).  With
+    ``config.ensemble`` False (the single-model ablation) a candidate is scored alone and
+    the "ensemble" holds the single best model.
+    """
+    state = EnsembleState.read(ensemble_in)
+    y_val = _load_splits(splits_in).y_val
+    base_logits = state.member_logits() if config.ensemble else []
+    trained = [TrainedCandidate.read(d) for d in candidate_dirs]
+    fit_seed = derived_seed(config.seed, 2, iteration)
+
+    rewards: dict[str, float | None] = {}
+    fits = {}
+    for tc in trained:
+        cid = tc.candidate.candidate_id
+        state.candidates_trained += 1
+        if not tc.ok:
+            state.candidates_failed += 1
+            rewards[cid] = None
+            continue
+        state.training_seconds += float(tc.metrics.get("train_seconds", 0.0))
+        started = tc.metrics.get("started_at")
+        if started is not None:
+            state.started_at = min(state.started_at or started, started)
+        fit = fit_mixture_weights(
+            base_logits + [tc.val_logits()], y_val, epochs=config.ensemble_epochs,
+            learning_rate=config.ensemble_learning_rate, batch_size=config.ensemble_batch_size,
+            seed=fit_seed,
+        )
+        fits[cid] = (tc, fit)
+        rewards[cid] = fit.reward
+
+    new_members: dict[str, Path] = {}
+    entry: dict[str, Any] = {
+        "iteration": iteration,
+        "temperature": config.temperature_at(iteration),
+        "rewards": rewards,
+        "candidates": {
+            tc.candidate.candidate_id: {
+                "spec": tc.candidate.spec.describe(),
+                "status": tc.metrics.get("status"),
+                "val_accuracy": tc.metrics.get("val_accuracy"),
+                "val_loss": tc.metrics.get("val_loss"),
+                "params": tc.metrics.get("params"),
+                "error": tc.metrics.get("error"),
+            }
+            for tc in trained
+        },
+    }
+    if not fits:
+        if not state.members:
+            raise CandidateFailedError(
+                f"every candidate of iteration {iteration} failed and the ensemble is empty",
+                "see the candidates' metrics.json for the errors (often out of memory: lower max_width)",
+            )
+        best_id = None
+        decision = safety_net.check(float("inf"), state.objective, config.safety_tolerance)
+    else:
+        best_id = max(fits, key=lambda cid: fits[cid][1].reward)
+        decision = safety_net.check(fits[best_id][1].loss, state.objective, config.safety_tolerance)
+
+    if decision.accept and best_id is not None:
+        tc, fit = fits[best_id]
+        member = {"candidate_id": best_id, "spec": tc.candidate.spec.to_json(), "reused": False}
+        state.members = state.members + [member] if config.ensemble else [member]
+        state.weights = [float(w) for w in fit.weights]
+        state.objective = fit.loss
+        state.best_spec = tc.candidate.spec.to_json()
+        state.best_candidate_id = best_id
+        new_members[best_id] = tc.folder
+    elif config.ensemble:
+        # Re-add the previously accepted subnetwork: its weight in the mixture grows.
+        previous = next(m for m in reversed(state.members) if m["candidate_id"] == state.best_candidate_id)
+        state.members = state.members + [{**previous, "reused": True}]
+        refit = fit_mixture_weights(
+            state.member_logits(), y_val, epochs=config.ensemble_epochs,
+            learning_rate=config.ensemble_learning_rate, batch_size=config.ensemble_batch_size,
+            seed=fit_seed,
+        )
+        state.weights = [float(w) for w in refit.weights]
+        state.objective = refit.loss
+    entry.update(
+        best_candidate=best_id,
+        accepted=bool(decision.accept and best_id is not None),
+        safety_net_activated=decision.activated,
+        decision=decision.explain(),
+        objective=state.objective,
+        members=[m["candidate_id"] for m in state.members],
+    )
+    state.history = state.history + [entry]
+    with storage.atomic_dir(ensemble_out) as tmp:
+        state.write(tmp, new_members)
+    return entry
+
+
+# -------------------------------------------------------------- 5. controller update
+def update_controller(
+    config: SearchConfig,
+    controller_in: str | Path,
+    ensemble_in: str | Path,
+    controller_out: str | Path,
+) -> dict[str, Any]:
+    """One actor-critic update from the rewards of the ensemble's latest iteration."""
+    controller = Controller.load(controller_in)
+    state = EnsembleState.read(ensemble_in)
+    if not state.history:
+        raise CandidateFailedError(f"ensemble {ensemble_in} has no iteration to learn from")
+    rewards = {k: v for k, v in state.history[-1]["rewards"].items() if v is not None}
+    stats = controller.update(rewards)
+    controller.save(controller_out)
+    return {"iteration": state.history[-1]["iteration"], **stats}
+
+
+# ----------------------------------------------------------- 6. final evaluation
+def evaluate_ensemble(
+    config: SearchConfig,
+    splits_in: str | Path,
+    ensemble_in: str | Path,
+    model_out: str | Path,
+    *,
+    started_at: float | None = None,
+) -> dict[str, Any]:
+    """Refit the mixture weights (``final_ensemble_epochs``), export ONE servable model,
+    and measure it on the test split.
+
+    ``model_out`` receives ``model.keras``, ``saved_model/``, ``metrics.json``,
+    ``report.md`` and ``search_log.json``.  ``wall_seconds`` counts from ``started_at``
+    (the in-process search passes its own start) or else from the first candidate's start.
+    """
+    import keras
+
+    from rachel.core import devices, metrics as cls_metrics
+    from rachel.core.export import build_servable, save_servable
+    from rachel.core.report import render_report
+
+    state = EnsembleState.read(ensemble_in)
+    if not state.members:
+        raise CandidateFailedError(f"ensemble {ensemble_in} has no members", "run at least one iteration")
+    splits = _load_splits(splits_in)
+    fit = fit_mixture_weights(
+        state.member_logits(), splits.y_val, epochs=config.final_ensemble_epochs,
+        learning_rate=config.ensemble_learning_rate, batch_size=config.ensemble_batch_size,
+        seed=derived_seed(config.seed, 3),
+    )
+    # A re-added subnetwork appears once in the export, with its weights summed.
+    merged: dict[str, float] = {}
+    for member, weight in zip(state.members, fit.weights):
+        merged[member["candidate_id"]] = merged.get(member["candidate_id"], 0.0) + float(weight)
+    models = [keras.saving.load_model(state.member_folder(cid) / MODEL_FILE) for cid in merged]
+    servable = build_servable(models, list(merged.values()), tuple(splits.input_shape))
+
+    x_test = splits.x_test.astype(np.float32)
+    servable.predict(x_test[:8], verbose=0)  # warm-up: build the graph outside the timing
+    t0 = time.perf_counter()
+    probs = servable.predict(x_test, batch_size=256, verbose=0)
+    inference_seconds = time.perf_counter() - t0
+    cm = cls_metrics.confusion_matrix(splits.y_test, probs.argmax(-1), splits.num_classes)
+    options = devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)
+    wall = time.time() - (started_at or state.started_at or time.time())
+    result: dict[str, Any] = {
+        "dataset": splits.name,
+        "test_accuracy": cls_metrics.accuracy(cm),
+        "macro_f1": cls_metrics.macro_f1(cm),
+        "confusion_matrix": cm.tolist(),
+        "class_names": list(splits.class_names),
+        "val_loss": fit.loss,
+        "val_accuracy": fit.accuracy,
+        "params": int(servable.count_params()),
+        "members": [
+            {"candidate_id": cid, "weight": w, "params": int(m.count_params()),
+             "spec": ArchitectureSpec.from_json(
+                 next(x["spec"] for x in state.members if x["candidate_id"] == cid)).describe()}
+            for (cid, w), m in zip(merged.items(), models)
+        ],
+        "mixture_weights": [float(w) for w in fit.weights],
+        "inference_seconds": inference_seconds,
+        "test_examples": int(len(splits.y_test)),
+        "wall_seconds": wall,
+        "training_seconds": state.training_seconds,
+        "device": options.device_kind,
+        # wall-clock hours times the accelerators held (a CPU-only run counts as one device)
+        "device_hours": wall / 3600.0 * max(1, options.gpus),
+        "safety_net_activations": state.safety_net_activations,
+        "iterations": len(state.history),
+        "candidates_trained": state.candidates_trained,
+        "candidates_failed": state.candidates_failed,
+        "seed": config.seed,
+        "config": config.to_json(),
+    }
+    with storage.atomic_dir(model_out) as tmp:
+        result["exported"] = save_servable(servable, tmp)
+        (tmp / "metrics.json").write_text(json.dumps(result, indent=2))
+        (tmp / "search_log.json").write_text(json.dumps(state.history, indent=2))
+        (tmp / "report.md").write_text(render_report(result, state.history))
+    return result

@@ -1,0 +1,195 @@
+"""The RACHEL search as a Kubeflow Pipelines v2 pipeline.
+
+KFP v2 has no recursion, so :func:`build_pipeline` unrolls the search loop in Python; the
+number of iterations is a compile-time choice, the candidates of an iteration are a runtime
+list that ``dsl.ParallelFor`` fans out::
+
+    split-data
+      -> [ generate-candidates -> ParallelFor(train-candidate) -> Collected
+           -> weigh-ensemble -> update-controller ]  x iterations
+      -> evaluate-ensemble
+
+This is step for step :func:`rachel.core.search.run_search` (the reference), with the
+controller and ensemble states passed as artifacts from one iteration to the next.
+
+Placement (:class:`rachel.components.settings.Placement`): the training task asks for one
+``nvidia.com/gpu``, gets the GKE node selector ``cloud.google.com/gke-accelerator: nvidia-l4``
+and a toleration for the GPU taint, and retries with exponential backoff (spot nodes);
+every task gets CPU/memory requests.  Caching is on for the deterministic steps (split,
+generation, training with its derived seed, controller update) and off for those whose
+outputs record timings (ensemble weighing, evaluation).
+
+Early stop (optional, :class:`EarlyStop`): iteration ``i+1`` runs inside
+``dsl.If(weigh_i.keep_searching)``; the matching ``dsl.Else`` evaluates the ensemble as it
+is.  The compiled DAG then nests one condition per iteration.
+
+Compiling imports kfp and the component modules only, never TensorFlow.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kfp import dsl, kubernetes
+
+from rachel.components.evaluate_ensemble import evaluate_ensemble
+from rachel.components.generate_candidates import generate_candidates
+from rachel.components.settings import DEFAULT_PLACEMENT, Placement
+from rachel.components.split_data import split_data
+from rachel.components.train_candidate import train_candidate
+from rachel.components.update_controller import update_controller
+from rachel.components.weigh_ensemble import weigh_ensemble
+from rachel.core.config import SearchConfig, budget_config
+from rachel.core.errors import ConfigError
+
+PIPELINE_NAME = "rachel-nas"
+MAX_ITERATIONS = 200
+
+# Which steps may reuse a cached result: deterministic given their inputs (seeds included).
+CACHING = {
+    "split_data": True,
+    "generate_candidates": True,
+    "train_candidate": True,
+    "weigh_ensemble": False,  # records start times and training seconds
+    "update_controller": True,
+    "evaluate_ensemble": False,  # records wall-clock and inference seconds
+}
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Stop the loop once the safety net has fired ``max_safety_net_activations`` times
+    (0 = never) or an iteration's best candidate reaches ``target_accuracy`` on the
+    validation split (0 = never)."""
+
+    max_safety_net_activations: int = 0
+    target_accuracy: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_safety_net_activations < 0:
+            raise ConfigError("max_safety_net_activations must be >= 0")
+        if not 0.0 <= self.target_accuracy <= 1.0:
+            raise ConfigError("target_accuracy must be within 0..1")
+
+
+def _light(task: dsl.PipelineTask, placement: Placement, step: str) -> dsl.PipelineTask:
+    task.set_cpu_request(placement.cpu_request).set_memory_request(placement.memory_request)
+    task.set_caching_options(CACHING[step])
+    return task
+
+
+def _training(task: dsl.PipelineTask, placement: Placement) -> dsl.PipelineTask:
+    task.set_cpu_request(placement.train_cpu_request)
+    task.set_memory_request(placement.train_memory_request)
+    if placement.gpu:
+        task.set_accelerator_type(placement.accelerator_type)
+        task.set_accelerator_limit(placement.accelerator_limit)
+        kubernetes.add_node_selector(
+            task, label_key=placement.node_selector_key, label_value=placement.node_selector_value
+        )
+        kubernetes.add_toleration(
+            task, key=placement.toleration_key, operator=placement.toleration_operator,
+            effect=placement.toleration_effect,
+        )
+    if placement.train_retries:
+        task.set_retry(
+            num_retries=placement.train_retries,
+            backoff_duration=placement.train_backoff_duration,
+            backoff_factor=placement.train_backoff_factor,
+            backoff_max_duration=placement.train_backoff_max_duration,
+        )
+    task.set_caching_options(CACHING["train_candidate"])
+    return task
+
+
+def pipeline_config(
+    iterations: int, candidates: int, config: SearchConfig | None = None
+) -> SearchConfig:
+    """The config a compiled pipeline runs by default (iterations/candidates made to match)."""
+    base = config if config is not None else budget_config("smoke")
+    return base.replace(iterations=iterations, candidates=candidates)
+
+
+def build_pipeline(
+    iterations: int = 2,
+    candidates: int = 2,
+    placement: Placement = DEFAULT_PLACEMENT,
+    config: SearchConfig | None = None,
+    *,
+    early_stop: EarlyStop | None = None,
+    name: str = PIPELINE_NAME,
+) -> Callable[..., Any]:
+    """A KFP pipeline function (a ``GraphComponent``) for ``iterations`` unrolled iterations.
+
+    ``config`` (default: the smoke budget) becomes the default of the pipeline's
+    ``config_json`` parameter, with ``iterations`` and ``candidates`` set to match.  A run may
+    pass another ``config_json``; its ``candidates`` sets the ParallelFor width at run time,
+    while the number of iterations is fixed here.
+    """
+    if not isinstance(iterations, int) or not 1 <= iterations <= MAX_ITERATIONS:
+        raise ConfigError(f"iterations must be within 1..{MAX_ITERATIONS}, got {iterations!r}",
+                          "unrolling more iterations makes the workflow too large for etcd")
+    default_config = pipeline_config(iterations, candidates, config)
+    default_json = json.dumps(default_config.to_json(), sort_keys=True)
+
+    def body(config_json: str) -> None:
+        split = _light(split_data(config_json=config_json), placement, "split_data")
+        split.set_display_name("split-data")
+        splits = split.outputs["splits"]
+
+        def iteration(it: int, controller: Any, ensemble: Any, fired: Any) -> None:
+            state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
+            gen = generate_candidates(config_json=config_json, iteration=it, **state)
+            _light(gen, placement, "generate_candidates").set_display_name(f"generate-it{it}")
+            with dsl.ParallelFor(gen.outputs["Output"], parallelism=placement.parallelism) as candidate:
+                train = train_candidate(config_json=config_json, candidate=candidate,
+                                        splits=splits)
+                _training(train, placement).set_display_name(f"train-it{it}")
+            weigh_state = {} if it == 0 else {"ensemble_in": ensemble, "activations_before": fired}
+            weigh = weigh_ensemble(
+                config_json=config_json, iteration=it, splits=splits,
+                candidates=dsl.Collected(train.outputs["model"]), **weigh_state,
+                **(early_stop_args if early_stop else {}),
+            )
+            _light(weigh, placement, "weigh_ensemble").set_display_name(f"weigh-it{it}")
+            update = update_controller(
+                config_json=config_json, controller_in=gen.outputs["controller_out"],
+                ensemble=weigh.outputs["ensemble_out"],
+            )
+            _light(update, placement, "update_controller").set_display_name(f"update-it{it}")
+            new_ensemble = weigh.outputs["ensemble_out"]
+            nxt = (update.outputs["controller_out"], new_ensemble,
+                   weigh.outputs["safety_net_activations"])
+            if it + 1 == iterations:
+                evaluate(new_ensemble)
+            elif early_stop is None:
+                iteration(it + 1, *nxt)
+            else:
+                with dsl.If(weigh.outputs["keep_searching"] == True,  # noqa: E712 - a KFP condition
+                            name=f"continue-after-it{it}"):
+                    iteration(it + 1, *nxt)
+                with dsl.Else(name=f"stop-after-it{it}"):
+                    evaluate(new_ensemble)
+
+        def evaluate(ensemble: Any) -> None:
+            final = evaluate_ensemble(config_json=config_json, splits=splits, ensemble=ensemble)
+            _light(final, placement, "evaluate_ensemble").set_display_name("evaluate-ensemble")
+
+        iteration(0, None, None, 0)
+
+    early_stop_args: dict[str, Any] = {}
+    if early_stop is not None:
+        early_stop_args = {
+            "max_safety_net_activations": early_stop.max_safety_net_activations,
+            "target_accuracy": early_stop.target_accuracy,
+        }
+
+    def rachel_pipeline(config_json: str = default_json) -> None:
+        body(config_json)
+
+    rachel_pipeline.__doc__ = (
+        f"RACHEL architecture search: {iterations} iteration(s) x {candidates} candidate(s) "
+        "trained in parallel, an ensemble with a safety net, and one exported model."
+    )
+    return dsl.pipeline(name=name, description=rachel_pipeline.__doc__)(rachel_pipeline)
