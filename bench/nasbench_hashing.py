@@ -16,7 +16,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -24,6 +23,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from rachel.core import storage  # noqa: E402
 from rachel.core.nasbench.hashing import (  # noqa: E402
     batch_fingerprint,
     hash_module,
@@ -113,8 +113,7 @@ def main() -> None:
         "machine": platform.platform(),
         "cpu_count": os.cpu_count(),
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2))
+    storage.write_json(args.output, result)
     print(f"wrote {args.output}")
 
 

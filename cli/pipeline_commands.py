@@ -226,31 +226,27 @@ def _check_pipeline_root(root: str | None) -> None:
                            "GOOGLE_APPLICATION_CREDENTIALS) or pass --skip-root-check") from None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, dict[str, Any]]:
-    """Validate, compile (or read --package), check the bucket, connect, upload a version.
+def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, str]:
+    """Validate, compile (or take --package), check the bucket, connect, upload a version.
 
-    Returns (client, pipeline_version_id-with-pipeline_id, experiment_id, params).
+    Returns (client, pipeline_id, version_id, experiment_id).  The run parameters are the
+    package's compiled defaults (the configuration given on this command line when it
+    compiles; the one compiled into --package otherwise).
     """
     from rachel.core.errors import ConfigError
 
-    config = config_from_args(args)
-    if not args.skip_root_check:
-        _check_pipeline_root(args.pipeline_root)
-    tmp = tempfile.mkdtemp(prefix="rachel-submit-")
     if args.package:
         if not Path(args.package).is_file():
             raise ConfigError(f"--package {args.package} does not exist",
                               "run 'rachel compile --output FILE' first")
         package = args.package
-        name = args.name
+        _apply_image_env(args)
     else:
-        package = str(Path(tmp) / "pipeline.yaml")
-        _compile(args, package)
-        name = args.name
-    name = name or _package_name(package)
-    params = {"config_json": json.dumps(config.to_json(), sort_keys=True)}
-    if args.package:
-        params = _package_params(package, params)
+        package = str(Path(tempfile.mkdtemp(prefix="rachel-submit-")) / "pipeline.yaml")
+        _compile(args, package)  # validates the configuration before anything is contacted
+    if not args.skip_root_check:
+        _check_pipeline_root(args.pipeline_root)
+    name = args.name or _package_name(package)
 
     import kfp
 
@@ -269,31 +265,31 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, dict[str, Any]]:
                                             pipeline_id=pipeline_id)
         print(f"uploaded pipeline version {version} ({pv.pipeline_version_id})")
         experiment = client.create_experiment(args.experiment, namespace=args.namespace)
-    return client, f"{pipeline_id}/{pv.pipeline_version_id}", experiment.experiment_id, params
+    return client, pipeline_id, pv.pipeline_version_id, experiment.experiment_id
 
 
 def _package_name(package: str) -> str:
     import yaml
 
-    with open(package) as fh:
-        doc = next(iter(yaml.safe_load_all(fh)))
-    return str(doc.get("pipelineInfo", {}).get("name") or "rachel-nas")
+    from rachel.core.errors import ConfigError
 
-
-def _package_params(package: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Keep the compiled default config unless the command line changed it."""
-    return {}  # the package's own default config_json is what was compiled and reviewed
+    try:
+        with open(package) as fh:
+            doc = next(iter(yaml.safe_load_all(fh)))
+        return str(doc["pipelineInfo"]["name"])
+    except (OSError, yaml.YAMLError, StopIteration, KeyError, TypeError) as err:
+        raise ConfigError(f"{package} is not a compiled KFP pipeline ({_one_line(err)})",
+                          "pass a file written by 'rachel compile'") from None
 
 
 def submit_command(args: argparse.Namespace) -> int:
     from rachel.core.errors import PipelineRunError
 
-    client, ids, experiment_id, params = _prepare(args)
-    pipeline_id, version_id = ids.split("/")
+    client, pipeline_id, version_id, experiment_id = _prepare(args)
     job = args.run_name or f"rachel-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     with _kfp_errors(args.host):
         run = client.run_pipeline(
-            experiment_id=experiment_id, job_name=job, params=params or None,
+            experiment_id=experiment_id, job_name=job,
             pipeline_id=pipeline_id, version_id=version_id,
             pipeline_root=args.pipeline_root, service_account=args.service_account,
         )
@@ -329,13 +325,12 @@ def normalise_cron(expr: str) -> str:
 
 def schedule_command(args: argparse.Namespace) -> int:
     cron = normalise_cron(args.cron)  # invalid arguments fail before anything is contacted
-    client, ids, experiment_id, params = _prepare(args)
-    pipeline_id, version_id = ids.split("/")
+    client, pipeline_id, version_id, experiment_id = _prepare(args)
     job = args.job_name or f"rachel-weekly-{version_id[:8]}"
     with _kfp_errors(args.host):
         recurring = client.create_recurring_run(
             experiment_id=experiment_id, job_name=job, cron_expression=cron,
-            max_concurrency=1, no_catchup=True, params=params or None,
+            max_concurrency=1, no_catchup=True,
             pipeline_id=pipeline_id, version_id=version_id, enabled=True,
             pipeline_root=args.pipeline_root, service_account=args.service_account,
         )

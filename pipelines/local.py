@@ -1,9 +1,10 @@
 """Run the RACHEL pipeline on this machine with ``kfp.local`` (what ``rachel run`` does).
 
-The SAME pipeline function that is compiled for the cluster runs here under
+The SAME pipeline function is compiled exactly as for the cluster (``rachel compile``,
+components deduplicated) and that IR runs under
 ``kfp.local.SubprocessRunner(use_venv=False)``: every task is a subprocess of this Python
 environment (the components' ``base_image`` and the Kubernetes placement are ignored), and
-artifacts land under a local pipeline root::
+artifacts land under a local pipeline root (the IR is kept as ``pipeline.yaml``)::
 
     <output>/<pipeline-name>-<timestamp>/
         split-data/splits
@@ -19,6 +20,7 @@ artifacts land under a local pipeline root::
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,8 @@ from typing import Any
 from rachel.components.settings import DEFAULT_PLACEMENT, Placement
 from rachel.core.config import SearchConfig
 from rachel.core.errors import ArtifactError, PipelineRunError
-from rachel.pipelines.rachel_pipeline import PIPELINE_NAME, EarlyStop, build_pipeline
+from rachel.pipelines.compile import compile_to_bytes
+from rachel.pipelines.rachel_pipeline import PIPELINE_NAME, EarlyStop
 
 FINAL_TASK = "evaluate-ensemble"
 
@@ -76,13 +79,16 @@ def run_local(
     timestamped folder in it.  ``cache=True`` enables kfp.local's task cache (under
     ``output/.kfp_cache``) for the steps the pipeline marks cacheable.
     """
-    from kfp import local
+    from kfp import components, local
 
-    pipeline = build_pipeline(
-        config.iterations, config.candidates, placement, config, early_stop=early_stop, name=name
-    )
+    ir = compile_to_bytes(iterations=config.iterations, candidates=config.candidates,
+                          placement=placement, config=config, early_stop=early_stop, name=name)
     root = Path(output).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = Path(tmp) / "pipeline.yaml"
+        package.write_bytes(ir)
+        pipeline = components.load_component_from_file(str(package))
     before = {p.name for p in root.iterdir()}
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -104,6 +110,7 @@ def run_local(
     if len(new) != 1:
         raise ArtifactError(f"cannot tell which folder under {root} this run wrote ({len(new)} new)",
                             "use an empty --output folder")
+    (new[0] / "pipeline.yaml").write_bytes(ir)
     model_dir = find_final_model(new[0])
     metrics = json.loads((model_dir / "metrics.json").read_text())
     return LocalRun(new[0], model_dir, metrics, seconds)

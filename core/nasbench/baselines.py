@@ -18,6 +18,8 @@ number of queries is ``np.maximum.accumulate(trace.queried)``.
   improvement.  With no improvement the climb is stuck: without a ``budget`` the run ends there
   (one episode: initial = start, final = local optimum, the paper's setting); with a ``budget``
   it restarts from a fresh initial state until the budget is spent, and final = best found.
+  A budget larger than the number of queryable cells is clamped, and a search that stops
+  finding new cells (1,000 rounds without a new query) ends early with a shorter trace.
 
 Modes are those of the environment: ``"tabular"`` raises :class:`MissingMetricsError` when an
 unknown (NaN) accuracy would be read; ``"real_subset"`` limits neighbours and initial states to
@@ -29,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from rachel.core.errors import ConfigError, MissingMetricsError
 from rachel.core.nasbench.environment import (
     EVAL_EPISODE_LENGTH,
@@ -36,6 +39,9 @@ from rachel.core.nasbench.environment import (
     IncrementalCore,
 )
 from rachel.core.nasbench.index import CellIndex
+
+#: a search that makes no new query in this many rounds (all reachable cells seen) stops early
+_MAX_STALLED = 1000
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,9 @@ def random_search(
     pool = (np.flatnonzero(core.known) if problem.mode == "real_subset"
             else np.arange(len(problem.index)))
     budget = min(budget, len(pool))
-    while ledger.spent < budget:
+    stalled = 0
+    while ledger.spent < budget and stalled < _MAX_STALLED:
+        before = ledger.spent
         if sampler == "uniform":
             ids = pool[rng.integers(0, len(pool), size=budget)]
         else:
@@ -145,6 +153,7 @@ def random_search(
             ledger.query(i)
             if ledger.spent >= budget:
                 break
+        stalled = stalled + 1 if ledger.spent == before else 0
     q = ledger.values
     return ledger.trace(q[0], max(q))
 
@@ -196,11 +205,16 @@ def local_search(
     initial = cur_acc
     best = cur_acc
     steps = 0
+    restarts_without_news = 0
+    if budget is not None:
+        budget = min(budget, int(core.known.sum()) if problem.mode == "real_subset"
+                     else len(problem.index))
 
     def out_of_budget() -> bool:
         return budget is not None and ledger.spent >= budget
 
-    while not out_of_budget():
+    while not out_of_budget() and restarts_without_news < _MAX_STALLED:
+        spent_before = ledger.spent
         core.cur[0] = cur
         core.refresh_shown()
         shown = core.shown[0][core.shown[0] >= 0]
@@ -228,6 +242,7 @@ def local_search(
             cur_acc = ledger.query(cur)
             best = max(best, cur_acc)
             steps = 0
+            restarts_without_news = restarts_without_news + 1 if ledger.spent == spent_before else 0
     final = cur_acc if budget is None else best
     if budget is not None:
         ledger.values = ledger.values[:budget]

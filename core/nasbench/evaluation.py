@@ -35,7 +35,9 @@ Choices where the paper is not explicit (all documented in the report):
   initial or final accuracy is NaN are left out of the improvement statistics and counted.
 * **Bootstrap.** ``method="percentile"`` by default (BCa's jackknife is quadratic in the number
   of runs).  The CI of the curves is computed on a grid (every query up to 50, then every 10th,
-  plus the table budgets) to bound the cost; the mean is given at every query.
+  plus the table budgets) in one vectorised ``bootstrap`` call (the same resampled runs for
+  every grid point) to bound the cost; the mean is given at every query.  Cost grows as
+  resamples x runs x grid points: 50,000 episodes of ~30 queries take about 30 s here.
 """
 
 from __future__ import annotations
@@ -263,13 +265,29 @@ def query_curve(best: np.ndarray, config: ProtocolConfig, seed: int) -> dict[str
     with np.errstate(all="ignore"):
         mean = np.nanmean(best, axis=0) if n_runs else np.full(length, np.nan)
     grid = _ci_grid(length, config.budgets)
-    lo, hi = [], []
-    for q in grid:
-        low, high = bootstrap_mean_ci(best[:, q - 1], config, seed + int(q))
-        lo.append(low)
-        hi.append(high)
+    sub = best[:, grid - 1]
+    if n_runs > 1 and not np.isnan(sub).any():
+        # one bootstrap over all grid columns at once (the same resampled runs for every q)
+        from scipy import stats
+
+        batch = max(1, int(2e7 // max(1, sub.size)))
+        res = stats.bootstrap((sub,), np.mean, axis=0, vectorized=True, batch=batch,
+                              n_resamples=config.n_resamples,
+                              confidence_level=config.confidence,
+                              method=config.bootstrap_method, rng=np.random.default_rng(seed))
+        lo = np.asarray(res.confidence_interval.low, dtype=np.float64)
+        hi = np.asarray(res.confidence_interval.high, dtype=np.float64)
+        const = np.ptp(sub, axis=0) == 0  # degenerate columns: the CI is the value itself
+        lo[const], hi[const] = sub[0, const], sub[0, const]
+        lo_list, hi_list = lo.tolist(), hi.tolist()
+    else:
+        lo_list, hi_list = [], []
+        for q in grid:
+            low, high = bootstrap_mean_ci(best[:, q - 1], config, seed + int(q))
+            lo_list.append(low)
+            hi_list.append(high)
     return {"n_runs": int(n_runs), "mean": mean.tolist(), "ci_queries": grid.tolist(),
-            "ci_low": lo, "ci_high": hi}
+            "ci_low": lo_list, "ci_high": hi_list}
 
 
 def budget_table(best: np.ndarray, lengths: np.ndarray, config: ProtocolConfig, seed: int

@@ -15,8 +15,10 @@ per-run lists (NaN when a cell has no run).
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -154,15 +156,14 @@ def _pad_adjacency(record: NasBenchRecord) -> str:
     return (full.reshape(-1) + ord("0")).tobytes().decode("ascii")
 
 
-@dataclass
-class _Cell:
-    adjacency: str
-    operations: list[str]
-    num_vertices: int
-    num_edges: int
-    params: int | None
-    runs: list[tuple[float | None, ...]]
-    short: dict[int, float | None]
+_RUN_FIELDS = ("val_accuracy", "test_accuracy", "training_time", *EXTRA_RUN_COLUMNS)
+
+
+def _run_values(record: NasBenchRecord) -> tuple[float | None, ...]:
+    final, half = record.metrics.final, record.metrics.halfway
+    return (final.validation_accuracy, final.test_accuracy, final.training_time,
+            final.train_accuracy, half.training_time, half.train_accuracy,
+            half.validation_accuracy, half.test_accuracy)
 
 
 def records_to_table(records: Iterable[NasBenchRecord]) -> pa.Table:
@@ -172,44 +173,78 @@ def records_to_table(records: Iterable[NasBenchRecord]) -> pa.Table:
     (run order = file order).  For the 4/12/36-epoch records of ``nasbench_full.tfrecord``
     the shared table only has one scalar per budget: the first run's final validation
     accuracy is kept there.  Absent proto fields become nulls, never zeros.
+
+    Memory: per-cell structure is kept once; per-record values go to flat typed arrays
+    (``array('d')``), so the 1.27M records of the official file stay in a few hundred MB.
     """
-    cells: dict[str, _Cell] = {}
+    cell_of: dict[str, int] = {}
+    hashes: list[str] = []
+    adjacency: list[str] = []
+    operations: list[list[str]] = []
+    params: list[int | None] = []
+    rec_cell, rec_epochs = array("q"), array("q")
+    rec_values, rec_known = array("d"), array("b")
     for rec in records:
-        cell = cells.get(rec.module_hash)
-        if cell is None:
-            adj = _pad_adjacency(rec)
-            cell = _Cell(adj, list(rec.operations), len(rec.operations), adj.count("1"),
-                         rec.metrics.trainable_parameters, [], {})
-            cells[rec.module_hash] = cell
-        final, half = rec.metrics.final, rec.metrics.halfway
-        if rec.epochs == 108:
-            cell.runs.append((
-                final.validation_accuracy, final.test_accuracy, final.training_time,
-                final.train_accuracy, half.training_time, half.train_accuracy,
-                half.validation_accuracy, half.test_accuracy,
-            ))
-        elif rec.epochs in (4, 12, 36):
-            cell.short.setdefault(rec.epochs, final.validation_accuracy)
-    hashes = sorted(cells)
-    rows = [cells[h] for h in hashes]
+        idx = cell_of.get(rec.module_hash)
+        if idx is None:
+            idx = cell_of[rec.module_hash] = len(hashes)
+            hashes.append(rec.module_hash)
+            adjacency.append(_pad_adjacency(rec))
+            operations.append(list(rec.operations))
+            params.append(rec.metrics.trainable_parameters)
+        rec_cell.append(idx)
+        rec_epochs.append(rec.epochs)
+        for v in _run_values(rec):
+            rec_known.append(v is not None)
+            rec_values.append(math.nan if v is None else float(v))
+    n_cells, n_fields = len(hashes), len(_RUN_FIELDS)
+    cell = np.frombuffer(rec_cell, dtype=np.int64) if len(rec_cell) else np.zeros(0, np.int64)
+    epochs = np.frombuffer(rec_epochs, dtype=np.int64) if len(rec_epochs) else cell
+    values = np.frombuffer(rec_values, dtype=np.float64).reshape(-1, n_fields)
+    known = np.frombuffer(rec_known, dtype=np.int8).reshape(-1, n_fields).astype(bool)
+    order = np.argsort(np.array(hashes, dtype="U32"), kind="stable")  # table row -> cell
+    rank = np.empty(n_cells, dtype=np.int64)
+    rank[order] = np.arange(n_cells)
+    row = rank[cell]  # table row of each record
 
-    def runs(i: int) -> list[list[float | None] | None]:
-        return [[r[i] for r in c.runs] if c.runs else None for c in rows]
+    # 108-epoch runs: group by row, file order kept within a row (stable sort)
+    sel = np.flatnonzero(epochs == 108)
+    sel = sel[np.argsort(row[sel], kind="stable")]
+    counts = np.bincount(row[sel], minlength=n_cells)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    no_runs = pa.array(counts == 0)
 
+    def runs(j: int) -> pa.Array:
+        flat = pa.array(values[sel, j], mask=~known[sel, j], type=pa.float64())
+        return pa.ListArray.from_arrays(offsets, flat, mask=no_runs)
+
+    def first_short(e: int) -> pa.Array:
+        out = np.full(n_cells, np.nan)
+        ok = np.zeros(n_cells, dtype=bool)
+        recs = np.flatnonzero(epochs == e)
+        rows_e, first = np.unique(row[recs], return_index=True)  # first record in file order
+        out[rows_e] = values[recs[first], 0]
+        ok[rows_e] = known[recs[first], 0]
+        return pa.array(out, mask=~ok, type=pa.float64())
+
+    def take(items: list[Any]) -> list[Any]:
+        return [items[i] for i in order]
+
+    source = pa.array([TFRECORD_SOURCE] * len(sel), type=pa.string())
     data: dict[str, Any] = {
-        "module_hash": hashes,
-        "num_vertices": [c.num_vertices for c in rows],
-        "num_edges": [c.num_edges for c in rows],
-        "adjacency": [c.adjacency for c in rows],
-        "operations": [c.operations for c in rows],
-        "trainable_parameters": [c.params for c in rows],
+        "module_hash": pa.array(take(hashes), type=pa.string()),
+        "num_vertices": pa.array([len(operations[i]) for i in order], type=pa.uint8()),
+        "num_edges": pa.array([adjacency[i].count("1") for i in order], type=pa.uint8()),
+        "adjacency": pa.array(take(adjacency), type=pa.string()),
+        "operations": pa.array(take(operations), type=pa.list_(pa.string())),
+        "trainable_parameters": pa.array(take(params), type=pa.int64()),
         "val_accuracy": runs(0),
         "test_accuracy": runs(1),
         "training_time": runs(2),
-        "run_source": [[TFRECORD_SOURCE] * len(c.runs) if c.runs else None for c in rows],
-        "val_accuracy_epoch4": [c.short.get(4) for c in rows],
-        "val_accuracy_epoch12": [c.short.get(12) for c in rows],
-        "val_accuracy_epoch36": [c.short.get(36) for c in rows],
+        "run_source": pa.ListArray.from_arrays(offsets, source, mask=no_runs),
+        "val_accuracy_epoch4": first_short(4),
+        "val_accuracy_epoch12": first_short(12),
+        "val_accuracy_epoch36": first_short(36),
     }
     for j, name in enumerate(EXTRA_RUN_COLUMNS, start=3):
         data[name] = runs(j)

@@ -7,7 +7,10 @@ or ``../shared/data/nasbench101/nasbench101_108.parquet`` next to the repository
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -88,3 +91,26 @@ def records_from_rows(bench: BenchTable, rows: np.ndarray) -> list[NasBenchRecor
             records.append(NasBenchRecord(r["module_hash"], 108, adj, tuple(r["operations"]),
                                           metrics))
     return records
+
+
+@contextlib.contextmanager
+def gcs_bucket(monkeypatch: pytest.MonkeyPatch, name: str = "nasbench-test") -> Iterator[str]:
+    """A bucket on an in-memory GCS emulator (skips when the emulator is not installed)."""
+    pytest.importorskip("gcp_storage_emulator")
+    from gcp_storage_emulator.server import create_server
+
+    from rachel.core import storage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        storage.reset_client()
+        storage._gcs_client().create_bucket(name)
+        yield f"gs://{name}"
+    finally:
+        storage.reset_client()
+        server.stop()

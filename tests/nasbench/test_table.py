@@ -127,10 +127,19 @@ def test_conversion_of_full_format_epochs(tmp_path, bench):
                                         tfr.ModelMetrics((tfr.EvaluationData(0.0),
                                                           tfr.EvaluationData(epochs / 2), final),
                                                          base.metrics.trainable_parameters)))
-    table = tb.records_to_table(short + [base])
-    assert table["val_accuracy_epoch4"].to_pylist() == [0.11]
-    assert table["val_accuracy_epoch36"].to_pylist() == [0.84]  # first run kept
-    assert len(table["val_accuracy"].to_pylist()[0]) == 1
+    other = next(r for r in D.records_from_rows(bench, D.real_rows(bench, 2, seed=5))
+                 if r.module_hash != D.INCEPTION_HASH)
+    only_short = tfr.NasBenchRecord(other.module_hash, 12, other.adjacency, other.operations,
+                                    short[1].metrics)
+    table = tb.records_to_table(short + [base, only_short]).to_pydict()
+    at = table["module_hash"].index(base.module_hash)
+    assert table["module_hash"] == sorted([base.module_hash, other.module_hash])
+    assert table["val_accuracy_epoch4"][at] == 0.11
+    assert table["val_accuracy_epoch36"][at] == 0.84  # first run kept
+    assert len(table["val_accuracy"][at]) == 1
+    assert table["val_accuracy"][1 - at] is None and table["run_source"][1 - at] is None
+    assert table["val_accuracy_epoch12"][1 - at] == 0.52
+    assert table["val_accuracy_epoch4"][1 - at] is None
 
 
 def test_corrupt_conversion_writes_nothing(tmp_path, bench):
@@ -141,3 +150,25 @@ def test_corrupt_conversion_writes_nothing(tmp_path, bench):
     with pytest.raises(NasBenchError, match="truncated"):
         tb.convert_tfrecord_to_parquet(path, tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_gcs_round_trip(monkeypatch, bench, sample):
+    from rachel.core import storage
+    from rachel.core.nasbench import evaluation as ev
+
+    with D.gcs_bucket(monkeypatch) as bucket:
+        tb.write_table(sample, f"{bucket}/nb/sample.parquet")
+        assert tb.load_table(f"{bucket}/nb/sample.parquet").num_rows == sample.num_rows
+        records = D.records_from_rows(bench, D.real_rows(bench, 3))
+        tfr.write_records(f"{bucket}/nb/in.tfrecord", records)
+        summary = tb.convert_tfrecord_to_parquet(f"{bucket}/nb/in.tfrecord",
+                                                 f"{bucket}/nb/out.parquet")
+        assert summary.cells == 3
+        assert tb.load_table(f"{bucket}/nb/out.parquet").num_rows == 3
+        with pytest.raises(NasBenchError, match="cannot be read"):
+            tb.load_table(f"{bucket}/nb/absent.parquet")
+        traces = [ev.Trace(np.array([0.9, 0.91]), 0.9, 0.91)] * 4
+        result = ev.evaluate({"x": traces}, ev.ProtocolConfig(
+            budgets=(2,), curve_lengths=(2,), n_resamples=100))
+        written = ev.write_report(result, f"{bucket}/report", plots=False)
+        assert storage.read_json(written["json"])["searchers"]["x"]["episodes"] == 4

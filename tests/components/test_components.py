@@ -1,0 +1,184 @@
+"""Each component's Python function, called with real artifacts under a temp folder.
+
+One module-scoped chain runs the search's steps through the components for two iterations
+(so the second iteration reads the controller and ensemble the first one wrote) and the
+tests look at what each step wrote; a last test checks that the chain matches the
+in-process reference :func:`rachel.core.search.run_search` step for step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics, Model
+
+from rachel.components.evaluate_ensemble import evaluate_ensemble
+from rachel.components.generate_candidates import generate_candidates
+from rachel.components.split_data import split_data
+from rachel.components.train_candidate import train_candidate
+from rachel.components.update_controller import update_controller
+from rachel.components.weigh_ensemble import weigh_ensemble
+
+COMPONENTS = (split_data, generate_candidates, train_candidate, weigh_ensemble,
+              update_controller, evaluate_ensemble)
+
+
+def _artifact(cls: type, root: Path, name: str) -> Any:
+    return cls(name=name, uri=str(root / name), metadata={})
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, tiny_config: Any) -> dict:
+    root = tmp_path_factory.mktemp("components")
+    cfg = json.dumps(tiny_config.to_json())
+    out: dict[str, Any] = {"root": root, "config": tiny_config, "iterations": []}
+    splits = _artifact(Dataset, root, "splits")
+    split_data.python_func(config_json=cfg, splits=splits)
+    out["splits"] = splits
+    controller = ensemble = None
+    fired = 0
+    for it in range(tiny_config.iterations):
+        gen_out = _artifact(Artifact, root, f"controller_gen_{it}")
+        state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
+        cands = generate_candidates.python_func(
+            config_json=cfg, iteration=it, controller_out=gen_out, **state)
+        trained = []
+        for cand in cands:
+            model = _artifact(Model, root, f"model_{cand['candidate_id']}")
+            metrics = _artifact(Metrics, root, f"metrics_{cand['candidate_id']}")
+            train_candidate.python_func(config_json=cfg, candidate=cand, splits=splits,
+                                        model=model, metrics=metrics)
+            trained.append((model, metrics))
+        new_ensemble = _artifact(Model, root, f"ensemble_{it}")
+        weigh_metrics = _artifact(Metrics, root, f"weigh_metrics_{it}")
+        extra = {} if it == 0 else {"ensemble_in": ensemble, "activations_before": fired}
+        weighed = weigh_ensemble.python_func(
+            config_json=cfg, iteration=it, splits=splits, candidates=[m for m, _ in trained],
+            ensemble_out=new_ensemble, metrics=weigh_metrics, **extra)
+        fired = weighed.safety_net_activations
+        new_controller = _artifact(Artifact, root, f"controller_{it}")
+        update_metrics = _artifact(Metrics, root, f"update_metrics_{it}")
+        update_controller.python_func(config_json=cfg, controller_in=gen_out,
+                                      ensemble=new_ensemble, controller_out=new_controller,
+                                      metrics=update_metrics)
+        out["iterations"].append(dict(candidates=cands, trained=trained, ensemble=new_ensemble,
+                                      weighed=weighed, weigh_metrics=weigh_metrics,
+                                      controller=new_controller, update_metrics=update_metrics))
+        controller, ensemble = new_controller, new_ensemble
+    final = {name: _artifact(cls, root, name) for name, cls in (
+        ("model", Model), ("metrics", Metrics), ("confusion", ClassificationMetrics),
+        ("report", Markdown))}
+    evaluate_ensemble.python_func(config_json=cfg, splits=splits, ensemble=ensemble, **final)
+    out["final"] = final
+    return out
+
+
+def test_components_are_python_components_on_our_images() -> None:
+    from rachel.components.settings import CPU_IMAGE, GPU_IMAGE
+
+    for comp in COMPONENTS:
+        container = comp.component_spec.implementation.container
+        assert container.image == (GPU_IMAGE if comp is train_candidate else CPU_IMAGE)
+        # install_kfp_package=False: the command runs the executor, it does not pip install
+        assert not any("pip install" in part for part in container.command)
+        assert "config_json" in comp.component_spec.inputs
+
+
+def test_split_writes_dataset_with_metadata(chain: dict) -> None:
+    splits = chain["splits"]
+    assert Path(splits.path).is_file()
+    meta = splits.metadata
+    assert (meta["train"], meta["val"], meta["test"]) == (300, 100, 100)
+    assert meta["num_classes"] == 10 and meta["dataset"] == "fashion_mnist"
+
+
+def test_generate_returns_json_candidates_for_parallel_for(chain: dict) -> None:
+    cfg = chain["config"]
+    for it, record in enumerate(chain["iterations"]):
+        cands = record["candidates"]
+        assert len(cands) == cfg.candidates
+        assert [c["candidate_id"] for c in cands] == [f"it{it:03d}-c{k:02d}" for k in range(2)]
+        json.dumps(cands)  # a ParallelFor item must be plain JSON
+
+
+def test_train_writes_model_folder_and_metrics(chain: dict) -> None:
+    for record in chain["iterations"]:
+        for model, metrics in record["trained"]:
+            folder = Path(model.path)
+            assert {"candidate.json", "metrics.json"} <= {p.name for p in folder.iterdir()}
+            assert model.metadata["status"] == "ok"
+            assert (folder / "model.keras").is_file()
+            assert 0.0 <= metrics.metadata["val_accuracy"] <= 1.0
+            assert metrics.metadata["params"] > 0
+
+
+def test_weigh_chains_ensemble_state_and_counts_safety_net(chain: dict) -> None:
+    total = 0
+    for it, record in enumerate(chain["iterations"]):
+        ensemble = record["ensemble"]
+        state = json.loads((Path(ensemble.path) / "ensemble.json").read_text())
+        assert len(state["history"]) == it + 1  # the second weigh read the first one's state
+        entry = state["history"][-1]
+        total += int(entry["safety_net_activated"])
+        assert record["weighed"].safety_net_activations == total
+        assert record["weighed"].keep_searching is True  # early stop disabled by default
+        assert ensemble.metadata["members"] == entry["members"]
+        assert set(entry["rewards"]) == {c["candidate_id"] for c in record["candidates"]}
+
+
+def test_weigh_keep_searching_false_when_target_reached(chain: dict, tmp_path: Path) -> None:
+    record = chain["iterations"][0]
+    weighed = weigh_ensemble.python_func(
+        config_json=json.dumps(chain["config"].to_json()), iteration=0, splits=chain["splits"],
+        candidates=[m for m, _ in record["trained"]],
+        ensemble_out=_artifact(Model, tmp_path, "ens"), metrics=_artifact(Metrics, tmp_path, "m"),
+        target_accuracy=1e-9)
+    assert weighed.keep_searching is False
+
+
+def test_update_controller_writes_new_state(chain: dict) -> None:
+    for record in chain["iterations"]:
+        assert Path(record["controller"].path).exists()
+        assert record["update_metrics"].metadata  # some numeric statistics were logged
+
+
+def test_evaluate_writes_model_metrics_confusion_and_report(chain: dict) -> None:
+    final = chain["final"]
+    folder = Path(final["model"].path)
+    assert {"model.keras", "saved_model", "metrics.json", "report.md"} <= {
+        p.name for p in folder.iterdir()}
+    metrics = final["metrics"].metadata
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert metrics["iterations"] == 2 and metrics["candidates_trained"] == 4
+    matrix = final["confusion"].metadata["confusionMatrix"]
+    assert len(matrix["annotationSpecs"]) == 10
+    assert sum(sum(row["row"]) for row in matrix["rows"]) == 100  # every test example
+    assert Path(final["report"].path).read_text().strip()
+    assert final["model"].metadata["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_chain_matches_in_process_search(chain: dict, tmp_path: Path) -> None:
+    """The components run the same steps as run_search: same candidates, same ensemble."""
+    from rachel.core.search import run_search
+
+    reference = run_search(chain["config"], tmp_path / "ref")
+    log = [json.loads(line) for line in (tmp_path / "ref" / "search_log.jsonl").open()]
+    ref_iterations = [e for e in log if e["event"] == "iteration"]
+    ref_candidates = [e for e in log if e["event"] == "candidate"]
+    got_specs = [c["spec"] for r in chain["iterations"] for c in r["candidates"]]
+    ref_specs = [json.loads((Path(tmp_path / "ref" / "iterations" / f"it{e['iteration']:03d}"
+                                  / "candidates" / e["candidate_id"] / "candidate.json"))
+                            .read_text())["spec"] for e in ref_candidates]
+    assert got_specs == ref_specs
+    for record, ref in zip(chain["iterations"], ref_iterations):
+        state = json.loads((Path(record["ensemble"].path) / "ensemble.json").read_text())
+        entry = state["history"][-1]
+        assert entry["members"] == ref["members"]
+        assert entry["best_candidate"] == ref["best_candidate"]
+        for cid, reward in entry["rewards"].items():
+            assert reward == pytest.approx(ref["rewards"][cid], abs=1e-3)
+    got = chain["final"]["metrics"].metadata
+    assert got["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=0.03)

@@ -1,0 +1,181 @@
+"""The step functions on small real data, and the weighting / safety-net logic on
+constructed validation logits."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rachel.core import steps
+from rachel.core.config import budget_config
+from rachel.core.data.splits import DatasetSplits
+from rachel.core.ensemble_state import (
+    CANDIDATE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    VAL_LOGITS_FILE,
+    EnsembleState,
+)
+from rachel.core.errors import CandidateFailedError
+from rachel.core.search_space import ArchitectureSpec, BlockType, Candidate, Layer, LayerTokens
+
+TINY = dict(
+    train_size=600, val_size=200, test_size=200, iterations=1, candidates=2, max_new_layers=1,
+    max_width=16, epochs=1, batch_size=64, ensemble_epochs=3, final_ensemble_epochs=5,
+)
+
+
+def _fake_trained(folder, cid, iteration, index, logits, status="ok"):
+    """A trained-candidate folder whose validation logits we choose."""
+    folder.mkdir(parents=True)
+    cand = Candidate(cid, iteration, index, ArchitectureSpec(), (LayerTokens(1, 0, index),))
+    (folder / CANDIDATE_FILE).write_text(json.dumps(cand.to_json()))
+    metrics = {"status": status, "train_seconds": 1.0, "started_at": 100.0 + index}
+    if status == "ok":
+        np.save(folder / VAL_LOGITS_FILE, logits)
+        (folder / MODEL_FILE).write_text("not read by weigh_ensemble")
+    else:
+        metrics["error"] = "ResourceExhaustedError: OOM"
+    (folder / METRICS_FILE).write_text(json.dumps(metrics))
+    return folder
+
+
+def _logits(labels, accuracy, seed, classes=10):
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    target = np.where(rng.random(n) < accuracy, labels, (labels + 1) % classes)
+    z = rng.normal(0, 0.3, (n, classes))
+    z[np.arange(n), target] += 4.0
+    return z.astype(np.float32)
+
+
+def test_weigh_ensemble_rewards_and_safety_net(tiny_fashion, tmp_path):
+    cfg = budget_config("smoke", **TINY)
+    y = DatasetSplits.load(tiny_fashion).y_val
+    it0 = [
+        _fake_trained(tmp_path / "c0", "it000-c00", 0, 0, _logits(y, 0.6, 1)),
+        _fake_trained(tmp_path / "c1", "it000-c01", 0, 1, _logits(y, 0.9, 2)),
+        _fake_trained(tmp_path / "c2", "it000-c02", 0, 2, None, status="failed"),
+    ]
+    e0 = steps.weigh_ensemble(cfg, 0, tiny_fashion, None, it0, tmp_path / "ens0")
+    assert e0["best_candidate"] == "it000-c01" and e0["accepted"]
+    assert e0["rewards"]["it000-c02"] is None  # a failed candidate is recorded, not fatal
+    assert e0["rewards"]["it000-c01"] > e0["rewards"]["it000-c00"]
+
+    # Iteration 1: both candidates are much worse than the accepted objective.
+    it1 = [
+        _fake_trained(tmp_path / "d0", "it001-c00", 1, 0, _logits(y, 0.05, 3) * 3),
+        _fake_trained(tmp_path / "d1", "it001-c01", 1, 1, _logits(y, 0.02, 4) * 3),
+    ]
+    e1 = steps.weigh_ensemble(cfg, 1, tiny_fashion, tmp_path / "ens0", it1, tmp_path / "ens1")
+    assert e1["safety_net_activated"] and not e1["accepted"]
+    state = EnsembleState.read(tmp_path / "ens1")
+    assert [m["candidate_id"] for m in state.members] == ["it000-c01", "it000-c01"]
+    assert state.members[1]["reused"] and state.safety_net_activations == 1
+    assert state.best_candidate_id == "it000-c01"
+    assert state.candidates_trained == 5 and state.candidates_failed == 1
+
+    # Iteration 2: a candidate that helps is accepted and extends the ensemble.
+    it2 = [_fake_trained(tmp_path / "f0", "it002-c00", 2, 0, _logits(y, 0.95, 5))]
+    e2 = steps.weigh_ensemble(cfg, 2, tiny_fashion, tmp_path / "ens1", it2, tmp_path / "ens2")
+    assert e2["accepted"] and e2["members"] == ["it000-c01", "it000-c01", "it002-c00"]
+
+
+def test_all_candidates_failing_on_an_empty_ensemble_stops(tiny_fashion, tmp_path):
+    cfg = budget_config("smoke", **TINY)
+    dirs = [_fake_trained(tmp_path / "c0", "it000-c00", 0, 0, None, status="failed")]
+    with pytest.raises(CandidateFailedError, match="every candidate"):
+        steps.weigh_ensemble(cfg, 0, tiny_fashion, None, dirs, tmp_path / "ens")
+    assert not (tmp_path / "ens").exists()  # nothing half-written
+
+
+def test_no_ensemble_ablation_keeps_one_member(tiny_fashion, tmp_path):
+    cfg = budget_config("smoke", **TINY, ensemble=False)
+    y = DatasetSplits.load(tiny_fashion).y_val
+    a = [_fake_trained(tmp_path / "a", "it000-c00", 0, 0, _logits(y, 0.7, 1))]
+    steps.weigh_ensemble(cfg, 0, tiny_fashion, None, a, tmp_path / "e0")
+    b = [_fake_trained(tmp_path / "b", "it001-c00", 1, 0, _logits(y, 0.9, 2))]
+    entry = steps.weigh_ensemble(cfg, 1, tiny_fashion, tmp_path / "e0", b, tmp_path / "e1")
+    assert entry["members"] == ["it001-c00"]
+
+
+def test_train_candidate_failure_is_recorded(tiny_fashion, tmp_path, monkeypatch):
+    import rachel.core.training as training
+
+    def oom(*args, **kwargs):
+        raise MemoryError("simulated out-of-memory on the accelerator")
+
+    monkeypatch.setattr(training, "train_candidate_model", oom)
+    cfg = budget_config("smoke", **TINY)
+    cand = Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 0, 0),))
+    summary = steps.train_candidate(cfg, tiny_fashion, cand.to_json(), tmp_path / "m")
+    assert summary["status"] == "failed" and "out-of-memory" in summary["error"]
+    assert json.loads((tmp_path / "m" / METRICS_FILE).read_text())["status"] == "failed"
+
+
+@pytest.fixture(scope="module")
+def trained_ensemble(tiny_fashion, tmp_path_factory):
+    """generate -> train x2 -> weigh -> update -> evaluate, on real Fashion-MNIST."""
+    tmp = tmp_path_factory.mktemp("steps")
+    cfg = budget_config("smoke", **TINY)
+    cands = steps.generate_candidates(cfg, 0, None, None, tmp / "ctrl_gen")
+    assert [c["candidate_id"] for c in cands] == ["it000-c00", "it000-c01"]
+    dirs = []
+    for cand in cands:
+        summary = steps.train_candidate(cfg, tiny_fashion, cand, tmp / cand["candidate_id"])
+        assert summary["status"] == "ok", summary
+        dirs.append(tmp / cand["candidate_id"])
+    steps.weigh_ensemble(cfg, 0, tiny_fashion, None, dirs, tmp / "ens")
+    update = steps.update_controller(cfg, tmp / "ctrl_gen", tmp / "ens", tmp / "ctrl")
+    assert update["episodes"] == 2
+    metrics = steps.evaluate_ensemble(cfg, tiny_fashion, tmp / "ens", tmp / "final")
+    return tmp, metrics
+
+
+def test_train_candidate_writes_model_and_logits(trained_ensemble):
+    tmp, _ = trained_ensemble
+    metrics = json.loads((tmp / "it000-c00" / METRICS_FILE).read_text())
+    assert metrics["status"] == "ok" and metrics["epochs_run"] == 1 and "seed" in metrics
+    assert np.load(tmp / "it000-c00" / VAL_LOGITS_FILE).shape == (200, 10)
+
+
+def test_evaluate_reports_metrics(trained_ensemble):
+    tmp, metrics = trained_ensemble
+    for key in ("test_accuracy", "macro_f1", "params", "wall_seconds", "inference_seconds",
+                "confusion_matrix", "safety_net_activations", "device_hours", "members", "seed"):
+        assert key in metrics
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 200
+    assert metrics["params"] == sum(m["params"] for m in metrics["members"])
+    assert json.loads((tmp / "final" / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
+    assert "# RACHEL search" in (tmp / "final" / "report.md").read_text()
+
+
+EXPORT_CHECK = r"""
+import sys
+sys.modules["rachel"] = None  # this package must not be needed to serve the model
+import json, numpy as np, keras, tensorflow as tf
+folder, data = sys.argv[1], np.load(sys.argv[2])
+x = data["x_test"][:16].astype("float32")
+k = keras.saving.load_model(folder + "/model.keras")
+s = tf.saved_model.load(folder + "/saved_model")
+pk = k.predict(x, verbose=0)
+ps = s.serve(tf.constant(x)).numpy()
+print(json.dumps({"max_diff": float(np.abs(pk - ps).max()), "sum": float(pk.sum()),
+                  "layers": sorted({type(l).__module__.split(".")[0] for l in k.layers})}))
+"""
+
+
+def test_export_loads_without_the_package(trained_ensemble, tiny_fashion):
+    tmp, _ = trained_ensemble
+    out = subprocess.run(
+        [sys.executable, "-c", EXPORT_CHECK, str(tmp / "final"), str(tiny_fashion)],
+        capture_output=True, text=True, timeout=300, cwd="/",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["max_diff"] < 1e-4  # .keras and SavedModel agree
+    assert result["sum"] == pytest.approx(16.0, rel=1e-4)  # rows are probabilities
+    assert result["layers"] == ["keras"]
