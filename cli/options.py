@@ -29,6 +29,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
     g.add_argument("--epochs", type=int, help="max training epochs per candidate")
     g.add_argument("--batch-size", type=int, dest="batch_size")
     g.add_argument("--patience", type=int, help="early-stopping patience")
+    g.add_argument("--time-budget", type=float, dest="time_budget_seconds", metavar="SECONDS",
+                   help="stop starting new iterations once the next would end past this wall time")
     g.add_argument("--controller", choices=("rl", "random"),
                    help="'random' = the random-search ablation")
     g.add_argument("--no-ensemble", action="store_true",

@@ -9,12 +9,12 @@ used.  Nothing here imports kfp or TensorFlow until a command runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ def _add_placement_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--node-selector", metavar="KEY=VALUE",
                    help="node selector of training tasks "
                         "(default cloud.google.com/gke-accelerator=nvidia-l4)")
-    g.add_argument("--toleration-key", help="taint key tolerated by training (default nvidia.com/gpu)")
+    g.add_argument("--toleration-key",
+                   help="taint key tolerated by training (default nvidia.com/gpu)")
     g.add_argument("--cpu-request", help="CPU request of the light tasks (default 1)")
     g.add_argument("--memory-request", help="memory request of the light tasks (default 4G)")
     g.add_argument("--train-cpu-request", help="CPU request of training (default 4)")
@@ -129,14 +130,9 @@ def _compile(args: argparse.Namespace, output: str) -> tuple[int, Any]:
 
 # ------------------------------------------------------------------------- compile
 def compile_command(args: argparse.Namespace) -> int:
-    size, config = _compile(args, args.output)
-    from rachel.pipelines.compile import ETCD_OBJECT_LIMIT
-
+    size, config = _compile(args, args.output)  # ConfigError when too large for etcd
     print(f"compiled {config.iterations} iteration(s) x {config.candidates} candidate(s) "
           f"to {args.output} ({size:,} bytes)")
-    if size > ETCD_OBJECT_LIMIT // 2:
-        print(f"warning: {size:,} bytes is over half of etcd's {ETCD_OBJECT_LIMIT:,}-byte object "
-              "limit; the Argo workflow may be rejected", file=sys.stderr)
     return 0
 
 
@@ -157,6 +153,8 @@ def run_command(args: argparse.Namespace) -> int:
     result = run_local(config, args.output, placement=placement, early_stop=_early_stop(args),
                        cache=args.cache, **({"name": args.name} if args.name else {}))
     m = result.metrics
+    sys.stderr.flush()
+    print(flush=True)  # kfp.local's log may leave the last line unterminated
     print(f"done in {result.seconds:.1f}s: test_accuracy {m['test_accuracy']:.4f}, macro_f1 "
           f"{m['macro_f1']:.4f}, params {m['params']:,}, "
           f"safety-net activations {m['safety_net_activations']}")
@@ -340,6 +338,8 @@ def schedule_command(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------ register
 def register(sub: Any) -> None:
+    # kfp.Client warns about server versions on every construction: not for CI logs
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"kfp(\.|$)")
     p = sub.add_parser("compile", help="compile the Kubeflow pipeline to IR YAML",
                        description="Compile the RACHEL Kubeflow pipeline (IR YAML) for "
                        "--iterations unrolled iterations of --candidates candidates.")

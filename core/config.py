@@ -35,6 +35,7 @@ class SearchConfig:
     max_width: int = MAX_WIDTH
     controller: str = "rl"  # "random" = the random-search ablation
     ensemble: bool = True  # False = the "best single model" ablation
+    time_budget_seconds: float | None = None  # stop starting iterations past this wall time
     temperature: float = 1.5
     temperature_decay: float = 0.95
     controller_learning_rate: float = 1e-3
@@ -93,6 +94,8 @@ class SearchConfig:
                 raise ConfigError(f"{name} must be > 0")
         if not 0 < self.temperature_decay <= 1:
             raise ConfigError("temperature_decay must be in (0, 1]")
+        if self.time_budget_seconds is not None and not self.time_budget_seconds > 0:
+            raise ConfigError("time_budget_seconds must be > 0 or unset")
         if self.patience < 0 or self.min_delta < 0 or self.safety_tolerance < 0:
             raise ConfigError("patience, min_delta and safety_tolerance must be >= 0")
 

@@ -51,10 +51,18 @@ def run_search(
     storage.write_json(output / "config.json", config.to_json())
     splits = output / "splits.npz"
     emit({"event": "data", **steps.split_data(config, splits)})
+    data_seconds = time.time() - started
 
     controller: Path | None = None
     ensemble: Path | None = None
     for iteration in range(config.iterations):
+        elapsed = time.time() - started
+        if config.time_budget_seconds and iteration > 0:
+            per_iteration = (elapsed - data_seconds) / iteration
+            if elapsed + per_iteration > config.time_budget_seconds:
+                emit({"event": "time_budget", "iterations_done": iteration,
+                      "budget_seconds": config.time_budget_seconds})
+                break
         it_dir = output / "iterations" / f"it{iteration:03d}"
         candidates = steps.generate_candidates(
             config, iteration, controller, ensemble, it_dir / "controller_gen"

@@ -37,6 +37,31 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def compile_for_training(model: Any, settings: TrainingSettings, steps_per_epoch: int, *, xla: bool) -> None:
+    """Adam with a cosine-decaying learning rate, cross-entropy from logits, accuracy."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(
+        settings.learning_rate, decay_steps=settings.epochs * steps_per_epoch, alpha=0.05
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=xla,
+    )
+
+
+def early_stopping(settings: TrainingSettings) -> Any:
+    """Early stopping on val_loss with the best weights restored (section 2.5)."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", min_delta=settings.min_delta, patience=settings.patience,
+        restore_best_weights=True,
+    )
+
+
 def train_candidate_model(
     spec: ArchitectureSpec,
     splits: Any,
@@ -52,7 +77,9 @@ def train_candidate_model(
     runs in its own process in the pipeline, and the seed is recorded in its metrics.
     """
     import keras
+    import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per model
     keras.utils.set_random_seed(settings.seed)
     steps_per_epoch = max(1, int(np.ceil(len(splits.x_train) / settings.batch_size)))
     train_ds = make_dataset(
@@ -63,21 +90,10 @@ def train_candidate_model(
     started = time.perf_counter()
     with training_scope(devices):
         model = decode(spec, tuple(splits.input_shape), splits.num_classes)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            settings.learning_rate, decay_steps=settings.epochs * steps_per_epoch, alpha=0.05
-        )
-        model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            jit_compile=devices.xla,
-        )
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", min_delta=settings.min_delta, patience=settings.patience,
-            restore_best_weights=True,
-        )
+        compile_for_training(model, settings, steps_per_epoch, xla=devices.xla)
         history = model.fit(
-            train_ds, validation_data=val_ds, epochs=settings.epochs, callbacks=[stopper],
+            train_ds, validation_data=val_ds, epochs=settings.epochs,
+            callbacks=[early_stopping(settings)],
             shuffle=False, verbose=verbose,  # the tf.data pipeline shuffles (seeded)
         )
     train_seconds = time.perf_counter() - started

@@ -167,18 +167,18 @@ class NASBench:
             }
             runs = []
             for i in range(len(val)):
-                runs.append({
-                    key: (columns[key][i] if columns[key] is not None
-                          and i < len(columns[key]) else None)
-                    for key in _COMPUTED_KEYS
-                })
+                point: dict[str, float | None] = {}
+                for key in _COMPUTED_KEYS:
+                    values = columns[key]
+                    point[key] = values[i] if values is not None and i < len(values) else None
+                runs.append(point)
             out[108] = runs
         for e in _SHORT_EPOCHS:
             v = t[f"val_accuracy_epoch{e}"][row].as_py()
             if v is not None:
-                point: dict[str, float | None] = dict.fromkeys(_COMPUTED_KEYS)
-                point["final_validation_accuracy"] = v
-                out[e] = [point]
+                short: dict[str, float | None] = dict.fromkeys(_COMPUTED_KEYS)
+                short["final_validation_accuracy"] = v
+                out[e] = [short]
         return out
 
     def get_metrics_from_hash(self, module_hash: str) -> tuple[dict[str, Any], dict[int, Any]]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from rachel.core.errors import NasBenchError, OffSpaceError
 
 INPUT = "input"

@@ -28,8 +28,10 @@ Choices where the paper is ambiguous (documented here, tested in tests/nasbench)
   episode is truncated; the terminate action ends it earlier (``terminated``).
 * **Masked actions.** Choosing a masked action is treated as terminate and flagged in
   ``info["invalid_action"]`` (``strict=True`` raises instead).
-* **Initial states** come from the quasi-uniform sampler (``CellIndex.sample_ids``); in
-  ``real_subset`` mode conditioned on cells with a known accuracy.
+* **Initial states** come from the quasi-uniform sampler of section 3.2.3 (uniform number of
+  vertices, then rejection sampling), drawn exactly from its per-cell probabilities
+  (``CellIndex.sampler_cdf``); in ``real_subset`` mode conditioned on cells with a known
+  accuracy.  ``reset(options={"initial_ids": ids})`` queues fixed initial states instead.
 * **Modes.** ``"tabular"``: all neighbours are shown; moving to (or starting in) a cell whose
   accuracy is NaN raises :class:`MissingMetricsError`.  ``"real_subset"``: neighbours and
   initial states are restricted to cells with known accuracy.  A surrogate source has no NaN,
@@ -50,6 +52,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
+
 from rachel.core.errors import ConfigError, MissingMetricsError, NasBenchError
 from rachel.core.nasbench.index import CellIndex
 from rachel.core.nasbench.space import ENCODING_SIZE
@@ -147,6 +150,8 @@ class IncrementalCore:
         self.queried: list[set[int]] = [set() for _ in range(b)]
         self._queue = np.zeros(0, dtype=np.int64)
         self.ready = np.zeros(b, dtype=bool)
+        self._cdf = index.sampler_cdf(self.known if mode == "real_subset" else None,
+                                      vertex_range)
 
     # ------------------------------------------------------------------ helpers
     def seed(self, seed: int | None) -> None:
@@ -164,11 +169,10 @@ class IncrementalCore:
         self._queue = np.concatenate([ids, self._queue])
 
     def _take_initial(self, k: int) -> np.ndarray:
-        if self._queue.size < k:
-            allowed = self.known if self.mode == "real_subset" else None
-            extra = self.index.sample_ids(self.rng, max(256, 4 * k), allowed, self.vertex_range)
-            self._queue = np.concatenate([self._queue, extra])
         out, self._queue = self._queue[:k], self._queue[k:]
+        if out.size < k:
+            extra = self.index.sample_ids(self.rng, k - out.size, cdf=self._cdf)
+            out = np.concatenate([out, extra])
         return out
 
     def _check_known(self, ids: np.ndarray) -> None:

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from rachel.core.errors import NasBenchError
 from rachel.core.nasbench.cell import INPUT, OPS, OUTPUT
 
@@ -139,6 +140,7 @@ _SALT_OUT = np.uint64(0xD1B54A32D192ED03)
 _SALT_SELF = np.uint64(0x8CB92BA72F3D8DD7)
 _SALT_FINAL = np.uint64(0xA0761D6478BD642F)
 _MASK64 = (1 << 64) - 1
+_CHUNK = 1 << 16
 
 
 def _mix(z: np.ndarray) -> np.ndarray:
@@ -170,19 +172,25 @@ def batch_fingerprint(adj: np.ndarray, labels: np.ndarray, num_vertices: np.ndar
     out = np.zeros(adj.shape[0], dtype=np.uint64)
     for n in np.unique(nv):
         n = int(n)
-        idx = np.flatnonzero(nv == n)
-        a = adj[idx, :n, :n].astype(np.uint64)
-        lab = labels[idx, :n].astype(np.int64) + 3  # -2..2 -> 1..5
-        c = _mix(a.sum(axis=2) * np.uint64(64) + a.sum(axis=1) * np.uint64(8)
-                 + lab.astype(np.uint64))
-        for _ in range(n):
-            a_in = np.einsum("bwv,bw->bv", a, c)  # sum over predecessors w -> v
-            a_out = np.einsum("bvw,bw->bv", a, c)  # sum over successors v -> w
-            c *= _SALT_SELF
-            a_in *= _SALT_IN
-            a_out *= _SALT_OUT
-            c += a_in
-            c += a_out
-            c = _mix(c)
-        out[idx] = _mix(c.sum(axis=1) + np.uint64((int(_SALT_FINAL) * n) & _MASK64))
+        group = np.flatnonzero(nv == n)
+        for start in range(0, len(group), _CHUNK):  # bounded temporaries
+            idx = group[start : start + _CHUNK]
+            out[idx] = _fingerprint_group(adj[idx, :n, :n], labels[idx, :n], n)
     return out
+
+
+def _fingerprint_group(adj: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Fingerprints of graphs that all have ``n`` vertices (``adj`` is ``(b, n, n)``)."""
+    a = adj.astype(np.uint64)
+    lab = labels.astype(np.int64) + 3  # -2..2 -> 1..5
+    c = _mix(a.sum(axis=2) * np.uint64(64) + a.sum(axis=1) * np.uint64(8) + lab.astype(np.uint64))
+    for _ in range(n):
+        a_in = np.einsum("bwv,bw->bv", a, c)  # sum over predecessors w -> v
+        a_out = np.einsum("bvw,bw->bv", a, c)  # sum over successors v -> w
+        c *= _SALT_SELF
+        a_in *= _SALT_IN
+        a_out *= _SALT_OUT
+        c += a_in
+        c += a_out
+        c = _mix(c)
+    return _mix(c.sum(axis=1) + np.uint64((int(_SALT_FINAL) * n) & _MASK64))

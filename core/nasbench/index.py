@@ -31,14 +31,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from rachel.core import storage
 from rachel.core.errors import ArtifactError, NasBenchError
 from rachel.core.nasbench.cell import MAX_VERTICES, OPS, Cell
 from rachel.core.nasbench.hashing import batch_fingerprint
 from rachel.core.nasbench.neighbours import _TRI_I, _TRI_J, candidate_codes, unpack, unpack_batch
-from rachel.core.nasbench.space import encode_batch, sample_arrays
+from rachel.core.nasbench.space import (
+    ACCEPTED_REPRESENTATIONS,
+    encode_batch,
+    representation_counts,
+)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 STRUCTURE_COLUMNS = ["module_hash", "adjacency", "operations", "num_vertices"]
 
 
@@ -101,16 +106,41 @@ def _read_structure(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return hashes, adj, labels, nv
 
 
-def _neighbour_chunk(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Worker: candidate counts per cell and the 64-bit fingerprints of all candidates."""
-    counts = np.empty(len(codes), dtype=np.int32)
+#: (sorted table fingerprints, their ids, number of cells); set in the parent before the worker
+#: processes are forked, so the workers inherit it without pickling.
+_LOOKUP: tuple[np.ndarray, np.ndarray, int] | None = None
+
+
+def _neighbour_chunk(
+    job: tuple[int, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+    """Worker: neighbour lists of the cells ``first .. first+len(codes)-1``.
+
+    Generates every edit, fingerprints the candidates, maps them to ids, drops the cell itself
+    and duplicates.  Returns (neighbour count per cell, neighbour ids int32 sorted per cell,
+    candidates not in the table, number of candidates, representation counts of the cells).
+    """
+    first, codes = job
+    if _LOOKUP is None:
+        raise NasBenchError("neighbour worker started without a lookup table", "internal error")
+    sorted_fp, order, n_total = _LOOKUP
+    counts = np.empty(len(codes), dtype=np.int64)
     cands: list[int] = []
     for i, code in enumerate(codes.tolist()):
         c = candidate_codes(code)
         counts[i] = len(c)
         cands.extend(c)
-    arr = np.array(cands, dtype=np.uint64)
-    return counts, batch_fingerprint(*unpack_batch(arr))
+    fp = batch_fingerprint(*unpack_batch(np.array(cands, dtype=np.uint64)))
+    pos = np.searchsorted(sorted_fp, fp)
+    pos_c = np.minimum(pos, max(n_total - 1, 0))
+    found = (pos < n_total) & (sorted_fp[pos_c] == fp)
+    dst = order[pos_c].astype(np.int64)
+    src = np.repeat(np.arange(first, first + len(codes), dtype=np.int64), counts)
+    keep = found & (dst != src)
+    key = np.unique(src[keep] * n_total + dst[keep])
+    per_cell = np.bincount(key // n_total - first, minlength=len(codes)).astype(np.int32)
+    reps = representation_counts(*unpack_batch(codes))
+    return per_cell, (key % n_total).astype(np.int32), int((~found).sum()), len(fp), reps
 
 
 class CellIndex:
@@ -125,6 +155,7 @@ class CellIndex:
         indptr: np.ndarray,
         indices: np.ndarray,
         outside: int,
+        reps: np.ndarray,
         meta: dict[str, Any] | None = None,
     ) -> None:
         self.hashes = np.asarray(hashes).astype("U32")
@@ -134,12 +165,14 @@ class CellIndex:
         self.indptr = np.asarray(indptr, dtype=np.int32)
         self.indices = np.asarray(indices, dtype=np.int32)
         self.outside = int(outside)
+        self.reps = np.asarray(reps, dtype=np.uint8)
         self.meta = dict(meta or {})
         self._fp_order = np.argsort(self.fingerprints, kind="stable")
         self._fp_sorted = self.fingerprints[self._fp_order]
         self.num_vertices = ((self.codes >> np.uint64(31)) & np.uint64(7)).astype(np.uint8)
         n = len(self.hashes)
-        if not (len(self.codes) == len(self.encodings) == n and len(self.indptr) == n + 1):
+        if not (len(self.codes) == len(self.encodings) == len(self.reps) == n
+                and len(self.indptr) == n + 1):
             raise ArtifactError("cell index arrays have inconsistent lengths",
                                 "delete the cache file and rebuild")
 
@@ -180,40 +213,35 @@ class CellIndex:
         encodings = encode_batch(adj, labels, nv)
         t_struct = time.perf_counter() - t0
 
-        chunks = [codes[i : i + chunk] for i in range(0, n, chunk)]
-        if workers > 1 and len(chunks) > 1:
-            ctx = mp.get_context("fork")
-            with ctx.Pool(workers) as pool:
-                parts = pool.map(_neighbour_chunk, chunks)
-        else:
-            parts = [_neighbour_chunk(c) for c in chunks]
-        counts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
-        cand_fp = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
-        t_gen = time.perf_counter() - t0 - t_struct
-
+        global _LOOKUP
         order = np.argsort(fps, kind="stable")
-        sorted_fp = fps[order]
-        pos = np.searchsorted(sorted_fp, cand_fp)
-        pos_c = np.minimum(pos, max(n - 1, 0))
-        found = (pos < n) & (sorted_fp[pos_c] == cand_fp) if n else np.zeros(0, bool)
-        dst = np.where(found, order[pos_c], -1).astype(np.int64)
-        src = np.repeat(np.arange(n, dtype=np.int64), counts)
-        outside = int((~found).sum())
-        keep = found & (dst != src)
-        key = np.unique(src[keep] * n + dst[keep])
-        src_u = (key // max(n, 1)).astype(np.int64)
-        indices = (key % max(n, 1)).astype(np.int32)
+        _LOOKUP = (fps[order], order, n)
+        jobs = [(i, codes[i : i + chunk]) for i in range(0, n, chunk)]
+        try:
+            if workers > 1 and len(jobs) > 1:
+                with mp.get_context("fork").Pool(workers) as pool:
+                    parts = pool.map(_neighbour_chunk, jobs, chunksize=1)
+            else:
+                parts = [_neighbour_chunk(j) for j in jobs]
+        finally:
+            _LOOKUP = None
+        per_cell = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
+        indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
+        outside = int(sum(p[2] for p in parts))
+        candidates = int(sum(p[3] for p in parts))
+        reps = np.concatenate([p[4] for p in parts]) if parts else np.zeros(0, np.uint8)
         indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src_u, minlength=n), out=indptr[1:])
+        np.cumsum(per_cell, out=indptr[1:])
+        t_gen = time.perf_counter() - t0 - t_struct
         meta = {
             "format_version": FORMAT_VERSION,
             "rows": n,
-            "candidates": int(counts.sum()),
+            "candidates": candidates,
             "seconds_structure": round(t_struct, 3),
-            "seconds_neighbours": round(time.perf_counter() - t0 - t_struct, 3),
-            "seconds_generate": round(t_gen, 3),
+            "seconds_neighbours": round(t_gen, 3),
         }
-        return cls(hashes, codes, fps, encodings, indptr.astype(np.int32), indices, outside, meta)
+        return cls(hashes, codes, fps, encodings, indptr.astype(np.int32), indices, outside, reps,
+                   meta)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -228,6 +256,7 @@ class CellIndex:
             indptr=self.indptr,
             indices=self.indices,
             outside=np.array(self.outside),
+            reps=self.reps,
             format_version=np.array(FORMAT_VERSION),
         )
         storage.write_bytes(path, buf.getvalue())
@@ -241,7 +270,7 @@ class CellIndex:
                                     "delete it; it is rebuilt on the next load_or_build")
             return cls(
                 data["hashes"], data["codes"], data["fingerprints"], data["encodings"],
-                data["indptr"], data["indices"], int(data["outside"]),
+                data["indptr"], data["indices"], int(data["outside"]), data["reps"],
                 {"format_version": FORMAT_VERSION, "rows": len(data["hashes"])},
             )
         except (KeyError, ValueError, OSError) as exc:
@@ -281,7 +310,7 @@ class CellIndex:
     @property
     def nbytes(self) -> int:
         arrays = (self.hashes, self.codes, self.fingerprints, self.encodings, self.indptr,
-                  self.indices, self._fp_order, self._fp_sorted, self.num_vertices)
+                  self.indices, self._fp_order, self._fp_sorted, self.num_vertices, self.reps)
         return int(sum(a.nbytes for a in arrays))
 
     def id_of(self, module_hash: str) -> int:
@@ -328,33 +357,47 @@ class CellIndex:
     def degrees(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def sampler_cdf(
+        self,
+        allowed: np.ndarray | None = None,
+        vertex_range: tuple[int, int] = (2, MAX_VERTICES),
+    ) -> np.ndarray:
+        """Cumulative probabilities of the quasi-uniform sampler over the ids (float64).
+
+        The rejection sampler of :func:`space.sample_arrays` draws cell ``c`` with probability
+        ``reps(c) / ACCEPTED_REPRESENTATIONS[V(c)] / (number of V values)``; restricted to
+        ``allowed`` cells (and to the cells of this index) it is that, renormalised.  Sampling
+        from this CDF is exactly the rejection sampler conditioned on the allowed set, without
+        the rejections (which cost ~20x in the real-subset mode).
+        """
+        lo, hi = vertex_range
+        if not 2 <= lo <= hi <= MAX_VERTICES:
+            raise NasBenchError(f"vertex_range {vertex_range} outside 2..{MAX_VERTICES}",
+                                "use e.g. (2, 7)")
+        total = np.array([ACCEPTED_REPRESENTATIONS.get(v, 1) for v in range(MAX_VERTICES + 1)],
+                         dtype=np.float64)
+        w = self.reps / total[self.num_vertices]
+        w[(self.num_vertices < lo) | (self.num_vertices > hi)] = 0.0
+        if allowed is not None:
+            w[~np.asarray(allowed, dtype=bool)] = 0.0
+        if not w.any():
+            raise NasBenchError("no allowed cell to sample from",
+                                "check the accuracy source and vertex_range")
+        return np.cumsum(w)
+
     def sample_ids(
         self,
         rng: np.random.Generator,
         size: int,
         allowed: np.ndarray | None = None,
         vertex_range: tuple[int, int] = (2, MAX_VERTICES),
+        cdf: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``size`` ids from the quasi-uniform sampler (space.sample_arrays).
+        """``size`` ids from the quasi-uniform sampler (optionally restricted to ``allowed``).
 
-        With ``allowed`` (bool mask over ids) samples outside it are rejected, i.e. the sampler
-        conditioned on the allowed set (used for the real-subset mode).  Samples that are not
-        in the table (only possible for a subset index) are rejected too.
+        Pass a precomputed :meth:`sampler_cdf` as ``cdf`` to skip recomputing it.
         """
-        if allowed is not None and not np.asarray(allowed).any():
-            raise NasBenchError("no allowed cell to sample from", "check the accuracy source")
-        out = np.empty(0, dtype=np.int64)
-        batch = max(64, 2 * size)
-        for _ in range(10000):
-            if out.size >= size:
-                break
-            ids = self.ids_of_fingerprints(batch_fingerprint(
-                *sample_arrays(rng, batch, vertex_range)))
-            ids = ids[ids >= 0]
-            if allowed is not None:
-                ids = ids[allowed[ids]]
-            out = np.concatenate([out, ids])
-        if out.size < size:
-            raise NasBenchError("the sampler found too few allowed cells",
-                                "allow more cells or widen vertex_range")
-        return out[:size]
+        if cdf is None:
+            cdf = self.sampler_cdf(allowed, vertex_range)
+        u = rng.random(size) * cdf[-1]
+        return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1).astype(np.int64)

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
 from rachel.core.errors import NasBenchError
 from rachel.core.nasbench.cell import INPUT, MAX_EDGES, MAX_VERTICES, OPS, OUTPUT, Cell
 

@@ -74,7 +74,7 @@ def initial_vs_improvement(raw: Mapping[str, Mapping[str, np.ndarray]],
             x, y = x[pick], y[pick]
         ax.scatter(100 * x, 100 * y, s=3, alpha=0.3, label=name)
     lim = ax.get_xlim()
-    xs = np.linspace(*lim, 50)
+    xs = np.linspace(float(lim[0]), float(lim[1]), 50)
     for final in (85, 90, 95, 100):
         ax.plot(xs, final - xs, ls="--", lw=0.8, color="black" if final < 100 else "red")
     ax.set_xlim(lim)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
 from rachel.core.errors import ConfigError, NasBenchError
 from rachel.core.nasbench import neighbours as _nb
 from rachel.core.nasbench.cell import ALL_LABELS, MAX_EDGES, MAX_VERTICES, OPS, Cell, ModelSpec
@@ -38,6 +39,17 @@ _TRIL_I = np.array([i for j in range(1, MAX_VERTICES) for i in range(j)])
 N_ADJ = len(_TRIL_I)  # 21
 N_LABELS = len(ALL_LABELS)  # 5
 ENCODING_SIZE = N_ADJ + MAX_VERTICES * N_LABELS  # 56
+_TRIALS = 32
+#: Number of (matrix, ops) pairs the sampler accepts for V vertices: valid "full" upper-triangular
+#: V x V matrices with <= 9 edges (counted by enumerating all 2^(V(V-1)/2) matrices) times
+#: 3^(V-2) op labellings.  Each accepted pair is one representation of exactly one cell.
+ACCEPTED_REPRESENTATIONS: dict[int, int] = {2: 1, 3: 6, 4: 90, 5: 3267, 6: 125145, 7: 1164699}
+# upper-triangle pairs (i, j), i < j, row-major, and maps from a pair to its source / target
+_PAIR_I = np.array([i for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES)])
+_PAIR_J = np.array([j for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES)])
+_BIT_SHIFTS = np.arange(len(_PAIR_I), dtype=np.int64)
+_OUT_MAP = (_PAIR_I[:, None] == np.arange(MAX_VERTICES)[None, :]).astype(np.float32)
+_IN_MAP = (_PAIR_J[:, None] == np.arange(MAX_VERTICES)[None, :]).astype(np.float32)
 
 
 @runtime_checkable
@@ -107,30 +119,79 @@ def sample_arrays(
     adj = np.zeros((size, MAX_VERTICES, MAX_VERTICES), dtype=np.uint8)
     labels = np.zeros((size, MAX_VERTICES), dtype=np.int8)
     pending = np.arange(size)
-    upper = np.triu(np.ones((MAX_VERTICES, MAX_VERTICES), dtype=bool), k=1)
     pos = np.arange(MAX_VERTICES)
     while pending.size:
+        # _TRIALS independent draws per pending sample; the first accepted one is kept, which
+        # is exactly sequential rejection sampling, with fewer numpy round trips.  A draw is
+        # 21 fair bits (the upper triangle of the 7x7 matrix); bits outside V x V are cleared.
         n = nv[pending]
-        inside = (pos[None, :] < n[:, None])
-        block = upper[None] & inside[:, :, None] & inside[:, None, :]
-        a = (rng.random((pending.size, MAX_VERTICES, MAX_VERTICES)) < 0.5) & block
-        ops = rng.integers(0, len(OPS), size=(pending.size, MAX_VERTICES))
-        out_deg = a.sum(axis=2)
-        in_deg = a.sum(axis=1)
-        not_out = inside & (pos[None, :] != (n - 1)[:, None])
-        not_in = inside & (pos[None, :] != 0)
-        ok = ((out_deg > 0) | ~not_out).all(axis=1) & ((in_deg > 0) | ~not_in).all(axis=1)
-        ok &= a.sum(axis=(1, 2)) <= MAX_EDGES
-        acc = np.flatnonzero(ok)
-        dest = pending[acc]
-        adj[dest] = a[acc]
-        lab = ops[acc].astype(np.int8)
+        r = rng.integers(0, 1 << N_ADJ, size=(pending.size, _TRIALS), dtype=np.int64)
+        bits = ((r[..., None] >> _BIT_SHIFTS) & 1).astype(np.float32)  # (P, T, 21)
+        bits *= (_PAIR_J[None, :] < n[:, None]).astype(np.float32)[:, None, :]
+        out_deg = bits @ _OUT_MAP  # (P, T, 7)
+        in_deg = bits @ _IN_MAP
+        inside = pos[None, :] < n[:, None]
+        need_out = (inside & (pos[None, :] != (n - 1)[:, None]))[:, None]
+        need_in = (inside & (pos[None, :] != 0))[:, None]
+        ok = (((out_deg > 0) | ~need_out).all(axis=2)
+              & ((in_deg > 0) | ~need_in).all(axis=2)
+              & (bits.sum(axis=2) <= MAX_EDGES))  # (P, T)
+        has = ok.any(axis=1)
+        rows = np.flatnonzero(has)
+        pick = ok.argmax(axis=1)[rows]
+        dest = pending[rows]
+        chosen = np.zeros((rows.size, MAX_VERTICES, MAX_VERTICES), dtype=np.uint8)
+        chosen[:, _PAIR_I, _PAIR_J] = bits[rows, pick].astype(np.uint8)
+        adj[dest] = chosen
+        # ops do not affect acceptance: draw them for the accepted samples only
+        lab = rng.integers(0, len(OPS), size=(rows.size, MAX_VERTICES)).astype(np.int8)
         lab[:, 0] = -1
-        lab[~inside[acc]] = 0
-        lab[np.arange(acc.size), n[acc] - 1] = -2
+        lab[~inside[rows]] = 0
+        lab[np.arange(rows.size), n[rows] - 1] = -2
         labels[dest] = lab
-        pending = pending[~ok]
+        pending = pending[~has]
     return adj, labels, nv.astype(np.uint8)
+
+
+def representation_counts(adj: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray,
+                          chunk: int = 4096) -> np.ndarray:
+    """Per cell, the number of distinct vertex-ordered (matrix, ops) pairs that represent it.
+
+    A representation is a relabelling of the middle vertices that keeps the matrix upper
+    triangular; automorphic relabellings give the same pair and count once.  The quasi-uniform
+    sampler draws cell ``c`` with ``V`` vertices with probability
+    ``P(V) * reps(c) / ACCEPTED_REPRESENTATIONS[V]``, which :meth:`CellIndex.sampler_cdf` uses
+    to sample exactly without rejection.  Returns ``uint8`` (at most 5! = 120).
+    """
+    from itertools import permutations
+
+    adj = np.asarray(adj)
+    labels = np.asarray(labels).astype(np.int64)
+    nv = np.asarray(num_vertices).astype(np.int64)
+    out = np.zeros(len(nv), dtype=np.uint8)
+    for n in np.unique(nv):
+        n = int(n)
+        group = np.flatnonzero(nv == n)
+        perms = np.array([(0, *p, n - 1) for p in permutations(range(1, n - 1))], dtype=np.int64)
+        up = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        # flat index of the entry that lands on (i, j) of the relabelled matrix, per permutation
+        cols_up = np.array([[p[i] * n + p[j] for i, j in up] for p in perms], dtype=np.int64)
+        cols_low = np.array([[p[j] * n + p[i] for i, j in up] for p in perms], dtype=np.int64)
+        weight = (1 << np.arange(len(up), dtype=np.int64)).astype(np.float64)
+        op_weight = (3 ** np.arange(n - 2, dtype=np.int64)).astype(np.float64)
+        for start in range(0, len(group), chunk):
+            idx = group[start : start + chunk]
+            flat = adj[idx, :n, :n].reshape(len(idx), n * n).astype(np.uint8)
+            lab = labels[idx, :n].astype(np.float64)
+            upper = ~flat[:, cols_low].any(axis=2)  # (b, P): still upper triangular
+            # exact in float64 (< 2^29); BLAS instead of integer loops
+            code = flat[:, cols_up].astype(np.float64) @ weight
+            code += (lab[:, perms[:, 1:-1]] @ op_weight) * float(1 << 21)
+            code = np.where(upper, code.astype(np.int64), -1)
+            code.sort(axis=1)
+            distinct = (np.diff(code, axis=1) != 0) & (code[:, 1:] >= 0)
+            out[idx] = (distinct.sum(axis=1) + (code[:, 0] >= 0)).astype(np.uint8)
+    return out
 
 
 def arrays_to_cell(adj: np.ndarray, labels: np.ndarray, num_vertices: int) -> Cell:

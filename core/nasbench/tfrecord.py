@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import os
 import struct
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -134,13 +136,35 @@ def iter_tfrecord(
 
 
 def write_tfrecord(uri: str | os.PathLike[str], payloads: Iterable[bytes]) -> int:
-    """Write ``payloads`` as one TFRecord file, atomically.  Returns the number of records."""
-    buf = io.BytesIO()
+    """Write ``payloads`` as one TFRecord file, atomically.  Returns the number of records.
+
+    A local file is streamed to a temporary file in the same folder and renamed into place
+    (a failure leaves nothing behind); a ``gs://`` object is built in memory and uploaded.
+    """
+    uri = str(uri)
     count = 0
-    for payload in payloads:
-        buf.write(frame_record(payload))
-        count += 1
-    storage.write_bytes(uri, buf.getvalue())
+    if storage.is_gcs(uri):
+        buf = io.BytesIO()
+        for payload in payloads:
+            buf.write(frame_record(payload))
+            count += 1
+        storage.write_bytes(uri, buf.getvalue())
+        return count
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            for payload in payloads:
+                fh.write(frame_record(payload))
+                count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return count
 
 
