@@ -184,7 +184,8 @@ def main() -> None:
 
     argv = ["--table", args.table, "--cache", args.cache, "--workers", str(args.workers),
             "--env-steps", str(args.env_steps)]
-    result: dict = {"machine": platform.platform(), "cpu_count": os.cpu_count()}
+    result: dict = {"machine": platform.platform(), "cpu_count": os.cpu_count(),
+                    "load_average_1min_at_start": os.getloadavg()[0]}
     if not args.skip_build or not os.path.exists(args.cache):
         result["build"] = run_phase("build", argv)
         b = result["build"]
@@ -208,6 +209,9 @@ def main() -> None:
                   f"{row['env_steps_per_s_with_action_choice']:>14,.0f}")
     from rachel.core import storage
 
+    result["load_average_1min_at_end"] = os.getloadavg()[0]
+    print(f"load average {result['load_average_1min_at_start']:.2f} -> "
+          f"{result['load_average_1min_at_end']:.2f} on {os.cpu_count()} cores")
     storage.write_json(args.output, result)
     print(f"wrote {args.output}")
 

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "spearman_rho": report.spearman_rho,
         "rmse": report.rmse,
         "rmse_constant_predictor": report.rmse_constant,
+        "median_abs_error": report.median_abs_error,
         "fit_seconds": report.fit_seconds,
         "fit_and_score_seconds": total_s,
         "predict_all_cells_seconds": predict_all_s,
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ("Spearman rho (held-out)", f"{report.spearman_rho:.4f}"),
         ("RMSE (held-out)", f"{report.rmse:.5f}  ({100 * report.rmse:.2f} accuracy points)"),
         ("RMSE constant predictor", f"{report.rmse_constant:.5f}"),
+        ("median |error| (held-out)", f"{report.median_abs_error:.5f}"),
         ("fit time", f"{report.fit_seconds:.2f} s  (n_jobs={args.n_jobs})"),
         ("predict all 423,624 cells", f"{predict_all_s:.2f} s"),
     ]

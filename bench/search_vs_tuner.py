@@ -15,7 +15,6 @@ Prints a table and writes ``bench/results/search_vs_tuner.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -36,19 +35,31 @@ def tuner_run(kind, splits, args, budget_seconds, workdir):
     from rachel.core.training import TrainingSettings, compile_for_training, early_stopping
 
     max_depth = args.iterations * args.max_new_layers
-    settings = TrainingSettings(epochs=args.epochs, batch_size=args.batch_size,
-                                learning_rate=args.learning_rate, patience=args.patience,
-                                seed=args.seed)
+    settings = TrainingSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        seed=args.seed,
+    )
     steps = int(np.ceil(len(splits.y_train) / args.batch_size))
-    train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=args.batch_size,
-                            training=True, augmentation=splits.augmentation, seed=args.seed)
+    train_ds = make_dataset(
+        splits.x_train,
+        splits.y_train,
+        batch_size=args.batch_size,
+        training=True,
+        augmentation=splits.augmentation,
+        seed=args.seed,
+    )
     val_ds = make_dataset(splits.x_val, splits.y_val, batch_size=256)
 
     class BlockSpace(kt.HyperModel):
         def build(self, hp):
             depth = hp.Int("depth", 1, max_depth)
             layers = tuple(
-                Layer(BlockType(hp.Int(f"block_{i}", 0, 1)), hp.Int(f"width_{i}", 16, args.max_width))
+                Layer(
+                    BlockType(hp.Int(f"block_{i}", 0, 1)), hp.Int(f"width_{i}", 16, args.max_width)
+                )
                 for i in range(depth)
             )
             model = decode(ArchitectureSpec(layers), tuple(splits.input_shape), splits.num_classes)
@@ -57,18 +68,27 @@ def tuner_run(kind, splits, args, budget_seconds, workdir):
 
         def fit(self, hp, model, *fit_args, **kwargs):
             return model.fit(
-                train_ds, validation_data=val_ds, epochs=kwargs.get("epochs", args.epochs),
+                train_ds,
+                validation_data=val_ds,
+                epochs=kwargs.get("epochs", args.epochs),
                 initial_epoch=kwargs.get("initial_epoch", 0),
-                callbacks=[*kwargs.get("callbacks", []), early_stopping(settings)], verbose=0,
+                callbacks=[*kwargs.get("callbacks", []), early_stopping(settings)],
+                verbose=0,
             )
 
-    common = dict(objective="val_loss", directory=str(workdir), project_name=kind, seed=args.seed,
-                  overwrite=True)
+    common = dict(
+        objective="val_loss",
+        directory=str(workdir),
+        project_name=kind,
+        seed=args.seed,
+        overwrite=True,
+    )
     if kind == "random_search":
         tuner = kt.RandomSearch(BlockSpace(), max_trials=10_000, **common)
     else:
-        tuner = kt.Hyperband(BlockSpace(), max_epochs=args.epochs, factor=3, hyperband_iterations=100,
-                             **common)
+        tuner = kt.Hyperband(
+            BlockSpace(), max_epochs=args.epochs, factor=3, hyperband_iterations=100, **common
+        )
     started = time.time()
     finished: list[float] = []
     populate = tuner.oracle.populate_space
@@ -99,9 +119,15 @@ def tuner_run(kind, splits, args, budget_seconds, workdir):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1] / ".." / "shared"
-                                             / "data" / "fashion-mnist"))
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir",
+        default=str(
+            Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fashion-mnist"
+        ),
+    )
     p.add_argument("--train-size", type=int, default=3000)
     p.add_argument("--val-size", type=int, default=600)
     p.add_argument("--test-size", type=int, default=2000)
@@ -114,9 +140,14 @@ def main() -> int:
     p.add_argument("--learning-rate", type=float, default=5e-3)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--methods", default="rachel,random_search,hyperband",
-                   help="comma-separated: rachel, rachel_random, random_search, hyperband")
-    p.add_argument("--output", default=str(Path(__file__).parent / "results" / "search_vs_tuner.json"))
+    p.add_argument(
+        "--methods",
+        default="rachel,random_search,hyperband",
+        help="comma-separated: rachel, rachel_random, random_search, hyperband",
+    )
+    p.add_argument(
+        "--output", default=str(Path(__file__).parent / "results" / "search_vs_tuner.json")
+    )
     args = p.parse_args()
 
     from rachel.core import storage
@@ -124,20 +155,35 @@ def main() -> int:
     from rachel.core.data import load_dataset
     from rachel.core.search import run_search
 
-    splits = load_dataset("fashion_mnist", data_dir=args.data_dir, seed=args.seed,
-                          train_size=args.train_size, val_size=args.val_size, test_size=args.test_size)
+    splits = load_dataset(
+        "fashion_mnist",
+        data_dir=args.data_dir,
+        seed=args.seed,
+        train_size=args.train_size,
+        val_size=args.val_size,
+        test_size=args.test_size,
+    )
     methods = args.methods.split(",")
     rows, budget = [], None
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         for method in methods:
             if method.startswith("rachel"):
                 cfg = budget_config(
-                    "smoke", dataset="fashion_mnist", data_dir=args.data_dir,
-                    train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
-                    iterations=args.iterations, candidates=args.candidates,
-                    max_new_layers=args.max_new_layers, max_width=args.max_width, epochs=args.epochs,
-                    batch_size=args.batch_size, learning_rate=args.learning_rate,
-                    patience=args.patience, seed=args.seed,
+                    "smoke",
+                    dataset="fashion_mnist",
+                    data_dir=args.data_dir,
+                    train_size=args.train_size,
+                    val_size=args.val_size,
+                    test_size=args.test_size,
+                    iterations=args.iterations,
+                    candidates=args.candidates,
+                    max_new_layers=args.max_new_layers,
+                    max_width=args.max_width,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    learning_rate=args.learning_rate,
+                    patience=args.patience,
+                    seed=args.seed,
                     controller="random" if method == "rachel_random" else "rl",
                     time_budget_seconds=budget,
                 )
@@ -145,25 +191,47 @@ def main() -> int:
                 m = run_search(cfg, Path(tmp) / method)
                 wall = time.time() - t0
                 budget = budget or wall
-                rows.append({"method": "RACHEL" + (" (random controller)" if method == "rachel_random" else ""),
-                             "test_accuracy": m["test_accuracy"], "models_trained": m["candidates_trained"],
-                             "wall_seconds": wall, "params": m["params"]})
+                rows.append(
+                    {
+                        "method": "RACHEL"
+                        + (" (random controller)" if method == "rachel_random" else ""),
+                        "test_accuracy": m["test_accuracy"],
+                        "models_trained": m["candidates_trained"],
+                        "wall_seconds": wall,
+                        "params": m["params"],
+                    }
+                )
             else:
                 if budget is None:
                     print("run rachel first: its wall time is the budget", file=sys.stderr)
                     return 2
                 rows.append(tuner_run(method, splits, args, budget, Path(tmp) / "kt"))
             r = rows[-1]
-            print(f"  {r['method']:<32} acc {r['test_accuracy']:.4f}  models {r['models_trained']:>3}  "
-                  f"{r['wall_seconds']:.0f}s", flush=True)
+            print(
+                f"  {r['method']:<32} acc {r['test_accuracy']:.4f}  "
+                f"models {r['models_trained']:>3}  "
+                f"{r['wall_seconds']:.0f}s",
+                flush=True,
+            )
 
     print()
-    print(f"{'method':<34}{'test acc':>9}{'models':>8}{'wall s':>9}{'time/RACHEL':>13}{'params':>10}")
+    print(
+        f"{'method':<34}{'test acc':>9}{'models':>8}{'wall s':>9}{'time/RACHEL':>13}{'params':>10}"
+    )
     for r in rows:
-        print(f"{r['method']:<34}{r['test_accuracy']:>9.4f}{r['models_trained']:>8}"
-              f"{r['wall_seconds']:>9.0f}{r['wall_seconds'] / budget:>13.2f}{r['params']:>10,}")
-    storage.write_json(args.output, {"settings": vars(args), "budget_seconds": budget, "rows": rows,
-                                     "machine": f"{os.cpu_count()} CPU cores"})
+        print(
+            f"{r['method']:<34}{r['test_accuracy']:>9.4f}{r['models_trained']:>8}"
+            f"{r['wall_seconds']:>9.0f}{r['wall_seconds'] / budget:>13.2f}{r['params']:>10,}"
+        )
+    storage.write_json(
+        args.output,
+        {
+            "settings": vars(args),
+            "budget_seconds": budget,
+            "rows": rows,
+            "machine": f"{os.cpu_count()} CPU cores",
+        },
+    )
     print(f"\nwrote {args.output}")
     return 0
 

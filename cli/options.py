@@ -12,16 +12,27 @@ SIZE_OPTIONS = ("train_size", "val_size", "test_size")
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str = "smoke") -> None:
     g = parser.add_argument_group("search configuration")
-    g.add_argument("--dataset", default="fashion_mnist",
-                   help="built-in name (fashion_mnist, mnist, cifar10, svhn, cifar10_cat_dog, ...) "
-                        "or a path / gs:// URI to a user .npz or .parquet file")
+    g.add_argument(
+        "--dataset",
+        default="fashion_mnist",
+        help="built-in name (fashion_mnist, mnist, cifar10, svhn, cifar10_cat_dog, ...) "
+        "or a path / gs:// URI to a user .npz or .parquet file",
+    )
     g.add_argument("--data-dir", help="folder or gs:// prefix holding the built-in dataset's files")
-    g.add_argument("--budget", default=default_budget, choices=("smoke", "small", "paper"),
-                   help="preset sizes (default: %(default)s); 'paper' = the paper's settings")
+    g.add_argument(
+        "--budget",
+        default=default_budget,
+        choices=("smoke", "small", "paper"),
+        help="preset sizes (default: %(default)s); 'paper' = the paper's settings",
+    )
     g.add_argument("--seed", type=int, help="seed of the whole run (recorded in the artifacts)")
     for name in SIZE_OPTIONS:
-        g.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name,
-                       help=f"examples in the {name.split('_')[0]} split")
+        g.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=int,
+            dest=name,
+            help=f"examples in the {name.split('_')[0]} split",
+        )
     g.add_argument("--iterations", type=int)
     g.add_argument("--candidates", type=int, help="candidates per iteration")
     g.add_argument("--max-new-layers", type=int, dest="max_new_layers")
@@ -29,17 +40,33 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
     g.add_argument("--epochs", type=int, help="max training epochs per candidate")
     g.add_argument("--batch-size", type=int, dest="batch_size")
     g.add_argument("--patience", type=int, help="early-stopping patience")
-    g.add_argument("--time-budget", type=float, dest="time_budget_seconds", metavar="SECONDS",
-                   help="stop starting new iterations once the next would end past this wall time")
-    g.add_argument("--controller", choices=("rl", "random"),
-                   help="'random' = the random-search ablation")
-    g.add_argument("--no-ensemble", action="store_true",
-                   help="ablation: keep only the best single model")
+    g.add_argument(
+        "--time-budget",
+        type=float,
+        dest="time_budget_seconds",
+        metavar="SECONDS",
+        help="stop starting new iterations once the next would end past this wall time",
+    )
+    g.add_argument(
+        "--controller", choices=("rl", "random"), help="'random' = the random-search ablation"
+    )
+    g.add_argument(
+        "--no-ensemble", action="store_true", help="ablation: keep only the best single model"
+    )
     for name in ("mixed-precision", "xla", "multi-gpu"):
-        g.add_argument(f"--{name}", choices=("auto", "on", "off"), dest=name.replace("-", "_"),
-                       help="GPU-only option (auto = on when a GPU is present)")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any other setting, e.g. --set ensemble_epochs=20 (repeatable)")
+        g.add_argument(
+            f"--{name}",
+            choices=("auto", "on", "off"),
+            dest=name.replace("-", "_"),
+            help="GPU-only option (auto = on when a GPU is present)",
+        )
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any other setting, e.g. --set ensemble_epochs=20 (repeatable)",
+    )
 
 
 def _parse_value(raw: str) -> Any:
@@ -63,6 +90,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE", "write e.g. --set ensemble_epochs=20")
+            raise ConfigError(
+                f"--set {item!r} is not KEY=VALUE", "write e.g. --set ensemble_epochs=20"
+            )
         overrides[key.strip()] = _parse_value(value)
     return budget_config(args.budget, **overrides)

@@ -10,9 +10,12 @@ from rachel.cli.options import add_config_arguments, config_from_args
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("search", help="run the RACHEL search in this process",
-                       description="Run the RACHEL search in this process and write the "
-                       "ensemble, metrics.json, a report and a search log under --output.")
+    p = sub.add_parser(
+        "search",
+        help="run the RACHEL search in this process",
+        description="Run the RACHEL search in this process and write the "
+        "ensemble, metrics.json, a report and a search log under --output.",
+    )
     add_config_arguments(p)
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -23,27 +26,38 @@ def _progress(event: dict[str, Any]) -> None:
     kind = event["event"]
     t = f"[{event['t']:7.1f}s]"
     if kind == "data":
-        print(f"{t} data {event['dataset']}: train {event['train']}, val {event['val']}, "
-              f"test {event['test']}, {event['num_classes']} classes, seed {event['seed']}")
+        print(
+            f"{t} data {event['dataset']}: train {event['train']}, val {event['val']}, "
+            f"test {event['test']}, {event['num_classes']} classes, seed {event['seed']}"
+        )
     elif kind == "candidate":
         if event["status"] == "ok":
-            print(f"{t} iteration {event['iteration']} candidate {event['candidate_id']}: "
-                  f"val_acc {event['val_accuracy']:.4f} val_loss {event['val_loss']:.4f} "
-                  f"params {event['params']:,} epochs {event['epochs_run']}")
+            print(
+                f"{t} iteration {event['iteration']} candidate {event['candidate_id']}: "
+                f"val_acc {event['val_accuracy']:.4f} val_loss {event['val_loss']:.4f} "
+                f"params {event['params']:,} epochs {event['epochs_run']}"
+            )
         else:
-            print(f"{t} iteration {event['iteration']} candidate {event['candidate_id']}: "
-                  f"FAILED ({event['error']})")
+            print(
+                f"{t} iteration {event['iteration']} candidate {event['candidate_id']}: "
+                f"FAILED ({event['error']})"
+            )
     elif kind == "iteration":
         rewards = ", ".join(
-            f"{cid}={r:.4f}" if r is not None else f"{cid}=failed" for cid, r in event["rewards"].items()
+            f"{cid}={r:.4f}" if r is not None else f"{cid}=failed"
+            for cid, r in event["rewards"].items()
         )
         print(f"{t} iteration {event['iteration']} rewards: {rewards}")
-        print(f"{t} iteration {event['iteration']} {event['decision']}; "
-              f"ensemble = {len(event['members'])} member(s)")
+        print(
+            f"{t} iteration {event['iteration']} {event['decision']}; "
+            f"ensemble = {len(event['members'])} member(s)"
+        )
     elif kind == "final":
-        print(f"{t} done: test_accuracy {event['test_accuracy']:.4f}, macro_f1 "
-              f"{event['macro_f1']:.4f}, params {event['params']:,}, "
-              f"safety-net activations {event['safety_net_activations']}")
+        print(
+            f"{t} done: test_accuracy {event['test_accuracy']:.4f}, macro_f1 "
+            f"{event['macro_f1']:.4f}, params {event['params']:,}, "
+            f"safety-net activations {event['safety_net_activations']}"
+        )
     sys.stdout.flush()
 
 

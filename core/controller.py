@@ -111,10 +111,13 @@ class Controller:
         seed = self.settings.seed
         init = lambda k: keras.initializers.GlorotUniform(seed=seed * 100 + k)  # noqa: E731
         cell = keras.layers.LSTMCell(
-            LSTM_UNITS, kernel_initializer=init(1),
+            LSTM_UNITS,
+            kernel_initializer=init(1),
             recurrent_initializer=keras.initializers.Orthogonal(seed=seed * 100 + 2),
         )
-        heads = [keras.layers.Dense(n, kernel_initializer=init(3 + i)) for i, n in enumerate(HEAD_SIZES)]
+        heads = [
+            keras.layers.Dense(n, kernel_initializer=init(3 + i)) for i, n in enumerate(HEAD_SIZES)
+        ]
         critic = keras.Sequential(
             [
                 keras.layers.Flatten(),
@@ -139,7 +142,9 @@ class Controller:
         variables += self._nets["critic"].trainable_variables
         return variables
 
-    def _step(self, x: Any, state: list[Any], temperature: float) -> tuple[list[Any], Any, list[Any]]:
+    def _step(
+        self, x: Any, state: list[Any], temperature: float
+    ) -> tuple[list[Any], Any, list[Any]]:
         """One LSTM step -> (tempered head logits, value, new state)."""
         import tensorflow as tf
 
@@ -167,7 +172,9 @@ class Controller:
         return all_logits, values
 
     # ---------------------------------------------------------------- proposals
-    def probabilities(self, temperature: float, previous: list[tuple[int, int, int]] | None = None) -> list[np.ndarray]:
+    def probabilities(
+        self, temperature: float, previous: list[tuple[int, int, int]] | None = None
+    ) -> list[np.ndarray]:
         """Head probabilities at the step after ``previous`` decisions (for tests and logs)."""
         previous = previous or []
         if self.settings.kind == "random":
@@ -186,14 +193,18 @@ class Controller:
         probs = probs / probs.sum()
         return int(self.rng.choice(len(probs), p=probs))
 
-    def propose(self, candidate_ids: list[str], temperature: float) -> dict[str, tuple[LayerTokens, ...]]:
+    def propose(
+        self, candidate_ids: list[str], temperature: float
+    ) -> dict[str, tuple[LayerTokens, ...]]:
         """Sample one decision sequence per candidate id and remember them for :meth:`update`."""
         proposals: dict[str, tuple[LayerTokens, ...]] = {}
         for cid in candidate_ids:
             tokens: list[tuple[int, int, int]] = []
             for _ in range(self.settings.max_new_layers):
                 probs = self.probabilities(temperature, tokens)
-                tokens.append((self._sample(probs[0]), self._sample(probs[1]), self._sample(probs[2])))
+                tokens.append(
+                    (self._sample(probs[0]), self._sample(probs[1]), self._sample(probs[2]))
+                )
             proposals[cid] = tuple(LayerTokens(*t) for t in tokens)
             self.pending[cid] = [list(t) for t in tokens]
         self.pending_temperature = temperature
@@ -241,10 +252,14 @@ class Controller:
             actor_loss = -tf.reduce_mean(tf.reduce_sum(advantage * logp, axis=1))
             critic_loss = tf.reduce_mean(tf.square(returns - value))
             entropy_term = tf.reduce_mean(tf.reduce_sum(entropy, axis=1))
-            loss = actor_loss + self.settings.critic_coef * critic_loss - self.settings.entropy_coef * entropy_term
+            loss = (
+                actor_loss
+                + self.settings.critic_coef * critic_loss
+                - self.settings.entropy_coef * entropy_term
+            )
         variables = self.trainable_variables
         grads = tape.gradient(loss, variables)
-        self._optimizer.apply_gradients(zip(grads, variables))
+        self._optimizer.apply_gradients(zip(grads, variables, strict=True))
         self.pending = {}
         self.updates += 1
         return {
@@ -272,7 +287,10 @@ class Controller:
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True))
             if self.settings.kind == "rl":
                 np.savez(tmp / WEIGHTS_FILE, *[v.numpy() for v in self.trainable_variables])
-                np.savez(tmp / OPTIMIZER_FILE, *[np.asarray(v.numpy()) for v in self._optimizer.variables])
+                np.savez(
+                    tmp / OPTIMIZER_FILE,
+                    *[np.asarray(v.numpy()) for v in self._optimizer.variables],
+                )
 
     @classmethod
     def load(cls, folder: str | Path) -> Controller:
@@ -296,10 +314,10 @@ class Controller:
             variables = self.trainable_variables
             if len(arrays) != len(variables):
                 raise ArtifactError(f"controller weights in {folder} do not match the network")
-            for var, value in zip(variables, arrays):
+            for var, value in zip(variables, arrays, strict=True):
                 var.assign(value)
             with np.load(folder / OPTIMIZER_FILE) as slots:
                 arrays = [slots[f"arr_{i}"] for i in range(len(slots.files))]
-            for var, value in zip(self._optimizer.variables, arrays):
+            for var, value in zip(self._optimizer.variables, arrays, strict=True):
                 var.assign(value)
         return self

@@ -33,7 +33,13 @@ def visible_gpus() -> int:
     return len(tf.config.list_physical_devices("GPU"))
 
 
-def resolve(mixed_precision: str = "auto", xla: str = "auto", multi_gpu: str = "auto", *, gpus: int | None = None) -> DeviceOptions:
+def resolve(
+    mixed_precision: str = "auto",
+    xla: str = "auto",
+    multi_gpu: str = "auto",
+    *,
+    gpus: int | None = None,
+) -> DeviceOptions:
     gpus = visible_gpus() if gpus is None else gpus
 
     def decide(name: str, value: str, needs: int) -> bool:
@@ -63,8 +69,12 @@ def training_scope(options: DeviceOptions) -> Iterator[Any]:
     import tensorflow as tf
 
     previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy("mixed_float16" if options.mixed_precision else "float32")
-    strategy = tf.distribute.MirroredStrategy() if options.multi_gpu else tf.distribute.get_strategy()
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if options.mixed_precision else "float32"
+    )
+    strategy = (
+        tf.distribute.MirroredStrategy() if options.multi_gpu else tf.distribute.get_strategy()
+    )
     try:
         with strategy.scope():
             yield strategy

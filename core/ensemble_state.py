@@ -43,7 +43,9 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ArtifactError(f"{what} {path} is missing or unreadable ({err})", "re-run the step that writes it") from err
+        raise ArtifactError(
+            f"{what} {path} is missing or unreadable ({err})", "re-run the step that writes it"
+        ) from err
 
 
 @dataclass
@@ -67,7 +69,9 @@ class TrainedCandidate:
         if metrics.get("status") == "ok":
             for name in (MODEL_FILE, VAL_LOGITS_FILE):
                 if not (folder / name).exists():
-                    raise ArtifactError(f"trained candidate {folder} lacks {name}", "re-run train_candidate")
+                    raise ArtifactError(
+                        f"trained candidate {folder} lacks {name}", "re-run train_candidate"
+                    )
         return cls(folder, cand, metrics)
 
 
@@ -96,7 +100,9 @@ class EnsembleState:
         return self.folder / MEMBERS_DIR / candidate_id
 
     def member_logits(self) -> list[np.ndarray]:
-        return [np.load(self.member_folder(m["candidate_id"]) / VAL_LOGITS_FILE) for m in self.members]
+        return [
+            np.load(self.member_folder(m["candidate_id"]) / VAL_LOGITS_FILE) for m in self.members
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {

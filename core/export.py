@@ -18,13 +18,15 @@ KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 
 
-def build_servable(members: Sequence[Any], weights: Sequence[float], input_shape: tuple[int, ...]) -> Any:
+def build_servable(
+    members: Sequence[Any], weights: Sequence[float], input_shape: tuple[int, ...]
+) -> Any:
     import keras
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = keras.layers.Rescaling(1.0 / 255.0, name="scale_to_unit")(inputs)
     outs = []
-    for i, (member, weight) in enumerate(zip(members, weights)):
+    for i, (member, weight) in enumerate(zip(members, weights, strict=True)):
         wrapped = keras.Model(member.inputs, member.outputs[0], name=f"member_{i}")
         outs.append(keras.layers.Rescaling(float(weight), name=f"mixture_weight_{i}")(wrapped(x)))
     logits = outs[0] if len(outs) == 1 else keras.layers.Add(name="ensemble_logits")(outs)

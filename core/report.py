@@ -16,8 +16,10 @@ def render_report(metrics: dict[str, Any], history: list[dict[str, Any]]) -> str
         f"| parameters (ensemble) | {metrics['params']:,} |",
         f"| members (distinct) | {len(metrics['members'])} |",
         f"| safety-net activations | {metrics['safety_net_activations']} |",
-        f"| candidates trained (failed) | {metrics['candidates_trained']} ({metrics['candidates_failed']}) |",
-        f"| inference over {metrics['test_examples']:,} test images | {metrics['inference_seconds']:.2f} s |",
+        f"| candidates trained (failed) | {metrics['candidates_trained']} "
+        f"({metrics['candidates_failed']}) |",
+        f"| inference over {metrics['test_examples']:,} test images "
+        f"| {metrics['inference_seconds']:.2f} s |",
         f"| wall clock | {metrics['wall_seconds']:.1f} s on {metrics['device']} |",
         f"| seed | {metrics['seed']} |",
         "",
@@ -30,7 +32,13 @@ def render_report(metrics: dict[str, Any], history: list[dict[str, Any]]) -> str
         f"| {m['candidate_id']} | {m['weight']:.3f} | {m['params']:,} | {m['spec']} |"
         for m in metrics["members"]
     ]
-    lines += ["", "## Iterations", "", "| iter | best candidate | reward | decision |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Iterations",
+        "",
+        "| iter | best candidate | reward | decision |",
+        "|---|---|---|---|",
+    ]
     for h in history:
         best = h.get("best_candidate")
         reward = h["rewards"].get(best) if best else None

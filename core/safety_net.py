@@ -32,7 +32,9 @@ class SafetyDecision:
         )
 
 
-def check(candidate_objective: float, previous_objective: float | None, tolerance: float = 0.01) -> SafetyDecision:
+def check(
+    candidate_objective: float, previous_objective: float | None, tolerance: float = 0.01
+) -> SafetyDecision:
     """Accept unless ``candidate_objective > previous_objective + tolerance``."""
     accept = previous_objective is None or candidate_objective <= previous_objective + tolerance
     return SafetyDecision(accept, float(candidate_objective), previous_objective, float(tolerance))

@@ -60,8 +60,13 @@ def run_search(
         if config.time_budget_seconds and iteration > 0:
             per_iteration = (elapsed - data_seconds) / iteration
             if elapsed + per_iteration > config.time_budget_seconds:
-                emit({"event": "time_budget", "iterations_done": iteration,
-                      "budget_seconds": config.time_budget_seconds})
+                emit(
+                    {
+                        "event": "time_budget",
+                        "iterations_done": iteration,
+                        "budget_seconds": config.time_budget_seconds,
+                    }
+                )
                 break
         it_dir = output / "iterations" / f"it{iteration:03d}"
         candidates = steps.generate_candidates(
@@ -78,15 +83,29 @@ def run_search(
         emit({"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}})
         ensemble = new_ensemble
         controller_out = it_dir / "controller"
-        update = steps.update_controller(config, it_dir / "controller_gen", ensemble, controller_out)
+        update = steps.update_controller(
+            config, it_dir / "controller_gen", ensemble, controller_out
+        )
         emit({"event": "controller_update", **update})
         controller = controller_out
 
     assert ensemble is not None
-    metrics = steps.evaluate_ensemble(config, splits, ensemble, output / "final", started_at=started)
-    emit({
-        "event": "final",
-        **{k: metrics[k] for k in ("test_accuracy", "macro_f1", "params", "wall_seconds",
-                                   "safety_net_activations")},
-    })
+    metrics = steps.evaluate_ensemble(
+        config, splits, ensemble, output / "final", started_at=started
+    )
+    emit(
+        {
+            "event": "final",
+            **{
+                k: metrics[k]
+                for k in (
+                    "test_accuracy",
+                    "macro_f1",
+                    "params",
+                    "wall_seconds",
+                    "safety_net_activations",
+                )
+            },
+        }
+    )
     return metrics

@@ -56,8 +56,12 @@ def split_data(config: SearchConfig, splits_out: str | Path) -> dict[str, Any]:
     from rachel.core.data import load_dataset
 
     splits = load_dataset(
-        config.dataset, data_dir=config.data_dir, seed=config.seed,
-        train_size=config.train_size, val_size=config.val_size, test_size=config.test_size,
+        config.dataset,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        train_size=config.train_size,
+        val_size=config.val_size,
+        test_size=config.test_size,
     )
     splits.save(str(splits_out))
     return {
@@ -75,9 +79,14 @@ def split_data(config: SearchConfig, splits_out: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- 2. candidates
 def controller_settings(config: SearchConfig) -> ControllerSettings:
     return ControllerSettings(
-        kind=config.controller, max_new_layers=config.max_new_layers, max_width=config.max_width,
-        seed=config.seed, learning_rate=config.controller_learning_rate, gamma=config.gamma,
-        entropy_coef=config.entropy_coef, critic_coef=config.critic_coef,
+        kind=config.controller,
+        max_new_layers=config.max_new_layers,
+        max_width=config.max_width,
+        seed=config.seed,
+        learning_rate=config.controller_learning_rate,
+        gamma=config.gamma,
+        entropy_coef=config.entropy_coef,
+        critic_coef=config.critic_coef,
     )
 
 
@@ -132,18 +141,25 @@ def train_candidate(
         (tmp / CANDIDATE_FILE).write_text(json.dumps(cand.to_json(), indent=2))
         try:
             result = train_candidate_model(
-                cand.spec, splits,
+                cand.spec,
+                splits,
                 TrainingSettings(
-                    epochs=config.epochs, batch_size=config.batch_size,
-                    learning_rate=config.learning_rate, patience=config.patience,
-                    min_delta=config.min_delta, seed=seed,
+                    epochs=config.epochs,
+                    batch_size=config.batch_size,
+                    learning_rate=config.learning_rate,
+                    patience=config.patience,
+                    min_delta=config.min_delta,
+                    seed=seed,
                 ),
-                options, verbose=verbose,
+                options,
+                verbose=verbose,
             )
         except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
             metrics: dict[str, Any] = {
-                "status": "failed", "error": f"{type(err).__name__}: {err}",
-                "traceback": traceback.format_exc(limit=5), "seed": seed,
+                "status": "failed",
+                "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc(limit=5),
+                "seed": seed,
             }
         else:
             result.model.save(tmp / MODEL_FILE)
@@ -190,8 +206,11 @@ def weigh_ensemble(
         if started is not None:
             state.started_at = min(state.started_at or started, started)
         fit = fit_mixture_weights(
-            base_logits + [tc.val_logits()], y_val, epochs=config.ensemble_epochs,
-            learning_rate=config.ensemble_learning_rate, batch_size=config.ensemble_batch_size,
+            base_logits + [tc.val_logits()],
+            y_val,
+            epochs=config.ensemble_epochs,
+            learning_rate=config.ensemble_learning_rate,
+            batch_size=config.ensemble_batch_size,
             seed=fit_seed,
         )
         fits[cid] = (tc, fit)
@@ -218,7 +237,8 @@ def weigh_ensemble(
         if not state.members:
             raise CandidateFailedError(
                 f"every candidate of iteration {iteration} failed and the ensemble is empty",
-                "see the candidates' metrics.json for the errors (often out of memory: lower max_width)",
+                "see the candidates' metrics.json for the errors "
+                "(often out of memory: lower max_width)",
             )
         best_id = None
         decision = safety_net.check(float("inf"), state.objective, config.safety_tolerance)
@@ -237,11 +257,16 @@ def weigh_ensemble(
         new_members[best_id] = tc.folder
     elif config.ensemble:
         # Re-add the previously accepted subnetwork: its weight in the mixture grows.
-        previous = next(m for m in reversed(state.members) if m["candidate_id"] == state.best_candidate_id)
+        previous = next(
+            m for m in reversed(state.members) if m["candidate_id"] == state.best_candidate_id
+        )
         state.members = state.members + [{**previous, "reused": True}]
         refit = fit_mixture_weights(
-            state.member_logits(), y_val, epochs=config.ensemble_epochs,
-            learning_rate=config.ensemble_learning_rate, batch_size=config.ensemble_batch_size,
+            state.member_logits(),
+            y_val,
+            epochs=config.ensemble_epochs,
+            learning_rate=config.ensemble_learning_rate,
+            batch_size=config.ensemble_batch_size,
             seed=fit_seed,
         )
         state.weights = [float(w) for w in refit.weights]
@@ -296,22 +321,28 @@ def evaluate_ensemble(
     """
     import keras
 
-    from rachel.core import devices, metrics as cls_metrics
+    from rachel.core import devices
+    from rachel.core import metrics as cls_metrics
     from rachel.core.export import build_servable, save_servable
     from rachel.core.report import render_report
 
     state = EnsembleState.read(ensemble_in)
     if not state.members:
-        raise CandidateFailedError(f"ensemble {ensemble_in} has no members", "run at least one iteration")
+        raise CandidateFailedError(
+            f"ensemble {ensemble_in} has no members", "run at least one iteration"
+        )
     splits = _load_splits(splits_in)
     fit = fit_mixture_weights(
-        state.member_logits(), splits.y_val, epochs=config.final_ensemble_epochs,
-        learning_rate=config.ensemble_learning_rate, batch_size=config.ensemble_batch_size,
+        state.member_logits(),
+        splits.y_val,
+        epochs=config.final_ensemble_epochs,
+        learning_rate=config.ensemble_learning_rate,
+        batch_size=config.ensemble_batch_size,
         seed=derived_seed(config.seed, 3),
     )
     # A re-added subnetwork appears once in the export, with its weights summed.
     merged: dict[str, float] = {}
-    for member, weight in zip(state.members, fit.weights):
+    for member, weight in zip(state.members, fit.weights, strict=True):
         merged[member["candidate_id"]] = merged.get(member["candidate_id"], 0.0) + float(weight)
     models = [keras.saving.load_model(state.member_folder(cid) / MODEL_FILE) for cid in merged]
     servable = build_servable(models, list(merged.values()), tuple(splits.input_shape))
@@ -334,10 +365,15 @@ def evaluate_ensemble(
         "val_accuracy": fit.accuracy,
         "params": int(servable.count_params()),
         "members": [
-            {"candidate_id": cid, "weight": w, "params": int(m.count_params()),
-             "spec": ArchitectureSpec.from_json(
-                 next(x["spec"] for x in state.members if x["candidate_id"] == cid)).describe()}
-            for (cid, w), m in zip(merged.items(), models)
+            {
+                "candidate_id": cid,
+                "weight": w,
+                "params": int(m.count_params()),
+                "spec": ArchitectureSpec.from_json(
+                    next(x["spec"] for x in state.members if x["candidate_id"] == cid)
+                ).describe(),
+            }
+            for (cid, w), m in zip(merged.items(), models, strict=True)
         ],
         "mixture_weights": [float(w) for w in fit.weights],
         "inference_seconds": inference_seconds,

@@ -37,7 +37,9 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def compile_for_training(model: Any, settings: TrainingSettings, steps_per_epoch: int, *, xla: bool) -> None:
+def compile_for_training(
+    model: Any, settings: TrainingSettings, steps_per_epoch: int, *, xla: bool
+) -> None:
     """Adam with a cosine-decaying learning rate, cross-entropy from logits, accuracy."""
     import keras
 
@@ -57,7 +59,9 @@ def early_stopping(settings: TrainingSettings) -> Any:
     import keras
 
     return keras.callbacks.EarlyStopping(
-        monitor="val_loss", min_delta=settings.min_delta, patience=settings.patience,
+        monitor="val_loss",
+        min_delta=settings.min_delta,
+        patience=settings.patience,
         restore_best_weights=True,
     )
 
@@ -83,8 +87,12 @@ def train_candidate_model(
     keras.utils.set_random_seed(settings.seed)
     steps_per_epoch = max(1, int(np.ceil(len(splits.x_train) / settings.batch_size)))
     train_ds = make_dataset(
-        splits.x_train, splits.y_train, batch_size=settings.batch_size, training=True,
-        augmentation=splits.augmentation, seed=settings.seed,
+        splits.x_train,
+        splits.y_train,
+        batch_size=settings.batch_size,
+        training=True,
+        augmentation=splits.augmentation,
+        seed=settings.seed,
     )
     val_ds = make_dataset(splits.x_val, splits.y_val, batch_size=max(settings.batch_size, 256))
     started = time.perf_counter()
@@ -92,9 +100,12 @@ def train_candidate_model(
         model = decode(spec, tuple(splits.input_shape), splits.num_classes)
         compile_for_training(model, settings, steps_per_epoch, xla=devices.xla)
         history = model.fit(
-            train_ds, validation_data=val_ds, epochs=settings.epochs,
+            train_ds,
+            validation_data=val_ds,
+            epochs=settings.epochs,
             callbacks=[early_stopping(settings)],
-            shuffle=False, verbose=verbose,  # the tf.data pipeline shuffles (seeded)
+            shuffle=False,
+            verbose=verbose,  # the tf.data pipeline shuffles (seeded)
         )
     train_seconds = time.perf_counter() - started
     val_logits = model.predict(val_ds, verbose=0).astype(np.float32)

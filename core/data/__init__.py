@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 import numpy as np
+
 from rachel.core import storage
 from rachel.core.data import catalog, formats, validation
 from rachel.core.data.catalog import CATALOG, CatalogEntry, dataset_names, get_entry

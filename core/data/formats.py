@@ -28,6 +28,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+
 from rachel.core import storage
 from rachel.core.errors import DataError, StorageError
 

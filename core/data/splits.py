@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from rachel.core import storage
 from rachel.core.data import validation
 from rachel.core.errors import ArtifactError, DataError

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+
 from rachel.core.errors import DataError
 
 #: Default minimum number of examples of *each* class per split.

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from rachel.core.errors import MissingMetricsError, NasBenchError, OffSpaceError
 from rachel.core.nasbench.cell import INPUT, MAX_EDGES, MAX_VERTICES, OPS, OUTPUT, ModelSpec
 from rachel.core.nasbench.table import BenchTable, load_table, records_to_table

@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from rachel.core import storage
 from rachel.core.errors import ArtifactError, MissingMetricsError, NasBenchError
 from rachel.core.nasbench.table import MAX_VERTICES, BenchTable

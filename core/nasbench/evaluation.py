@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
 from rachel.core import storage
 from rachel.core.errors import ConfigError
 

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from rachel.core import storage
 from rachel.core.errors import NasBenchError, StorageError
 from rachel.core.nasbench.tfrecord import NasBenchRecord, read_records

@@ -48,6 +48,7 @@ from typing import Any, BinaryIO
 
 import google_crc32c
 import numpy as np
+
 from rachel.core import storage
 from rachel.core.errors import NasBenchError
 

@@ -30,7 +30,9 @@ def test_standard_block_structure_and_width():
 
 def test_residual_block_projects_only_when_channels_change():
     same = decode(
-        ArchitectureSpec((Layer(BlockType.RESIDUAL, 16), Layer(BlockType.RESIDUAL, 16))), (28, 28, 1), 10
+        ArchitectureSpec((Layer(BlockType.RESIDUAL, 16), Layer(BlockType.RESIDUAL, 16))),
+        (28, 28, 1),
+        10,
     )
     names = [layer.name for layer in same.layers]
     assert "b0_res_proj" in names  # 1 channel -> 16: projected

@@ -25,12 +25,12 @@ def test_save_load_is_exact(tmp_path):
     a.save(tmp_path / "ctrl")
     b = Controller.load(tmp_path / "ctrl")
     assert b.pending == a.pending and b.updates == a.updates
-    for va, vb in zip(a.trainable_variables, b.trainable_variables):
+    for va, vb in zip(a.trainable_variables, b.trainable_variables, strict=True):
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
     # Same update and same next proposals from both: optimizer slots and RNG restored.
     a.update({"r": -0.2, "s": -0.9})
     b.update({"r": -0.2, "s": -0.9})
-    for va, vb in zip(a.trainable_variables, b.trainable_variables):
+    for va, vb in zip(a.trainable_variables, b.trainable_variables, strict=True):
         np.testing.assert_allclose(va.numpy(), vb.numpy(), rtol=0, atol=1e-7)
     assert a.propose(["t"], 1.3) == b.propose(["t"], 1.3)
     assert proposals  # sanity

@@ -39,9 +39,15 @@ def test_pipeline_normalises_and_digits_are_never_flipped():
     images, labels = next(iter(make_dataset(x, y, batch_size=8)))
     assert float(images.numpy().max()) == 1.0 and float(images.numpy().min()) == 0.0
     assert labels.numpy().tolist() == list(range(8))
-    kinds = {k: [type(layer) for layer in augmentation_layers(k, 0)] for k in ("natural", "digits", "none")}
+    kinds = {
+        k: [type(layer) for layer in augmentation_layers(k, 0)]
+        for k in ("natural", "digits", "none")
+    }
     assert keras.layers.RandomFlip in kinds["natural"]
-    assert keras.layers.RandomFlip not in kinds["digits"] and keras.layers.RandomTranslation in kinds["digits"]
+    assert (
+        keras.layers.RandomFlip not in kinds["digits"]
+        and keras.layers.RandomTranslation in kinds["digits"]
+    )
     assert kinds["none"] == []
     with pytest.raises(ConfigError):
         augmentation_layers("mixup", 0)

@@ -8,24 +8,46 @@ import sys
 import pytest
 
 TINY_ARGS = [
-    "--budget", "smoke", "--train-size", "1000", "--val-size", "200", "--test-size", "300",
-    "--iterations", "2", "--candidates", "2", "--max-new-layers", "2", "--max-width", "24",
-    "--epochs", "3", "--seed", "3",
+    "--budget",
+    "smoke",
+    "--train-size",
+    "1000",
+    "--val-size",
+    "200",
+    "--test-size",
+    "300",
+    "--iterations",
+    "2",
+    "--candidates",
+    "2",
+    "--max-new-layers",
+    "2",
+    "--max-width",
+    "24",
+    "--epochs",
+    "3",
+    "--seed",
+    "3",
 ]
 
 
 def _rachel(args, env_extra, timeout=600):
     env = {**os.environ, **env_extra}
     return subprocess.run(
-        [sys.executable, "-m", "rachel.cli", *args], capture_output=True, text=True,
-        timeout=timeout, env=env,
+        [sys.executable, "-m", "rachel.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
 @pytest.mark.e2e
 def test_search_end_to_end(fashion_data_dir, tmp_path):
-    out = _rachel(["search", *TINY_ARGS, "--output", str(tmp_path / "run")],
-                  {"RACHEL_DATA_DIR": str(fashion_data_dir)})
+    out = _rachel(
+        ["search", *TINY_ARGS, "--output", str(tmp_path / "run")],
+        {"RACHEL_DATA_DIR": str(fashion_data_dir)},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     # progress: iterations, candidates, rewards and the safety-net decision are shown
     for needle in ("iteration 0 candidate it000-c00", "iteration 1 rewards", "ensemble =", "done:"):
@@ -35,8 +57,12 @@ def test_search_end_to_end(fashion_data_dir, tmp_path):
     assert metrics["test_accuracy"] > 0.2  # 10 classes: chance is 0.1
     assert metrics["iterations"] == 2 and metrics["candidates_trained"] == 4
     assert metrics["config"]["seed"] == 3 and metrics["seed"] == 3
-    assert (final / "model.keras").is_file() and (final / "saved_model" / "saved_model.pb").is_file()
-    events = [json.loads(x) for x in (tmp_path / "run" / "search_log.jsonl").read_text().splitlines()]
+    assert (final / "model.keras").is_file() and (
+        final / "saved_model" / "saved_model.pb"
+    ).is_file()
+    events = [
+        json.loads(x) for x in (tmp_path / "run" / "search_log.jsonl").read_text().splitlines()
+    ]
     assert [e["event"] for e in events].count("iteration") == 2
     assert events[-1]["event"] == "final"
 
@@ -59,13 +85,18 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
 
 
 def test_missing_user_file_is_a_data_error(tmp_path):
-    out = _rachel(["search", "--dataset", str(tmp_path / "nope.npz"), "--output", str(tmp_path / "r")],
-                  {}, timeout=120)
+    out = _rachel(
+        ["search", "--dataset", str(tmp_path / "nope.npz"), "--output", str(tmp_path / "r")],
+        {},
+        timeout=120,
+    )
     assert out.returncode == 2 and "nope.npz" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_help_does_not_import_tensorflow():
-    code = "import sys; from rachel.cli.main import build_parser; build_parser(); " \
-           "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = (
+        "import sys; from rachel.cli.main import build_parser; build_parser(); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False"

@@ -54,7 +54,11 @@ def test_spec_json_roundtrip_and_hash():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"layers": [{"block": "dense", "width": 32}]}, {"layers": [{"block": "standard", "width": 8}]}, {}],
+    [
+        {"layers": [{"block": "dense", "width": 32}]},
+        {"layers": [{"block": "standard", "width": 8}]},
+        {},
+    ],
 )
 def test_malformed_spec_is_a_config_error(bad):
     with pytest.raises(ConfigError):

@@ -19,11 +19,20 @@ from rachel.core.ensemble_state import (
     EnsembleState,
 )
 from rachel.core.errors import CandidateFailedError
-from rachel.core.search_space import ArchitectureSpec, BlockType, Candidate, Layer, LayerTokens
+from rachel.core.search_space import ArchitectureSpec, Candidate, LayerTokens
 
 TINY = dict(
-    train_size=600, val_size=200, test_size=200, iterations=1, candidates=2, max_new_layers=1,
-    max_width=16, epochs=1, batch_size=64, ensemble_epochs=3, final_ensemble_epochs=5,
+    train_size=600,
+    val_size=200,
+    test_size=200,
+    iterations=1,
+    candidates=2,
+    max_new_layers=1,
+    max_width=16,
+    epochs=1,
+    batch_size=64,
+    ensemble_epochs=3,
+    final_ensemble_epochs=5,
 )
 
 
@@ -143,13 +152,26 @@ def test_train_candidate_writes_model_and_logits(trained_ensemble):
 
 def test_evaluate_reports_metrics(trained_ensemble):
     tmp, metrics = trained_ensemble
-    for key in ("test_accuracy", "macro_f1", "params", "wall_seconds", "inference_seconds",
-                "confusion_matrix", "safety_net_activations", "device_hours", "members", "seed"):
+    for key in (
+        "test_accuracy",
+        "macro_f1",
+        "params",
+        "wall_seconds",
+        "inference_seconds",
+        "confusion_matrix",
+        "safety_net_activations",
+        "device_hours",
+        "members",
+        "seed",
+    ):
         assert key in metrics
     cm = np.array(metrics["confusion_matrix"])
     assert cm.shape == (10, 10) and cm.sum() == 200
     assert metrics["params"] == sum(m["params"] for m in metrics["members"])
-    assert json.loads((tmp / "final" / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
+    assert (
+        json.loads((tmp / "final" / "metrics.json").read_text())["test_accuracy"]
+        == metrics["test_accuracy"]
+    )
     assert "# RACHEL search" in (tmp / "final" / "report.md").read_text()
 
 
@@ -172,7 +194,10 @@ def test_export_loads_without_the_package(trained_ensemble, tiny_fashion):
     tmp, _ = trained_ensemble
     out = subprocess.run(
         [sys.executable, "-c", EXPORT_CHECK, str(tmp / "final"), str(tiny_fashion)],
-        capture_output=True, text=True, timeout=300, cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from rachel.core import storage
 from rachel.core.errors import ArtifactError, StorageError
 

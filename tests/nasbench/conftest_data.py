@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rachel.core.nasbench.table import BenchTable
 from rachel.core.nasbench.tfrecord import EvaluationData, ModelMetrics, NasBenchRecord
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rachel.core.errors import MissingMetricsError, NasBenchError, OffSpaceError
 from rachel.core.nasbench import tfrecord as tfr
 from rachel.core.nasbench.api import NASBench, OutOfDomainError

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from rachel.core.errors import ConfigError, MissingMetricsError
 from rachel.core.nasbench.baselines import (
     SearchProblem,

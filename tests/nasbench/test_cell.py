@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rachel.core.errors import NasBenchError, OffSpaceError
 from rachel.core.nasbench.cell import CONV1X1, CONV3X3, MAXPOOL3X3, Cell, ModelSpec
 

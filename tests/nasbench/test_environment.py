@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from rachel.core.errors import ConfigError, MissingMetricsError
 from rachel.core.nasbench.environment import (
     NasBenchEnv,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rachel.core.errors import ArtifactError, MissingMetricsError
 from rachel.core.nasbench import estimators as est
 from rachel.core.nasbench.cell import Cell

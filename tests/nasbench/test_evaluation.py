@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from rachel.core.errors import ConfigError
 from rachel.core.nasbench import evaluation as ev
-from scipy import stats
 
 
 def _data():

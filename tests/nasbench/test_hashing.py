@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rachel.core.nasbench.cell import Cell, ModelSpec
 from rachel.core.nasbench.hashing import (
     batch_fingerprint,

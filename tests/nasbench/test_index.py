@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from rachel.core.errors import NasBenchError
+from rachel.core.nasbench.hashing import batch_fingerprint
 from rachel.core.nasbench.index import CellIndex
 from rachel.core.nasbench.neighbours import neighbours
-from rachel.core.nasbench.space import NasBench101Space
+from rachel.core.nasbench.space import ACCEPTED_REPRESENTATIONS, NasBench101Space, sample_arrays
 
 
 def test_ids_follow_table_rows(small_index, small_rows, structure_rows):
@@ -65,6 +68,29 @@ def test_sample_ids_respects_allowed(small_index):
     assert allowed[ids].all() and len(ids) == 50
 
 
+def test_representation_counts_cover_the_sampler(small_index):
+    # the subset holds every cell with <= 5 vertices, so the counts must add up exactly
+    nv = small_index.num_vertices
+    for v in range(2, 6):
+        assert int(small_index.reps[nv == v].astype(int).sum()) == ACCEPTED_REPRESENTATIONS[v]
+
+
+def test_exact_sampler_matches_rejection_sampler(small_index):
+    rng = np.random.default_rng(11)
+    n = 20000
+    ids = small_index.ids_of_fingerprints(batch_fingerprint(*sample_arrays(rng, n, (3, 4))))
+    assert (ids >= 0).all()
+    cdf = small_index.sampler_cdf(vertex_range=(3, 4))
+    p = np.diff(np.concatenate([[0.0], cdf])) / cdf[-1]
+    support = np.flatnonzero(p > 0)
+    assert set(np.unique(ids).tolist()) <= set(support.tolist())
+    observed = np.bincount(ids, minlength=len(small_index))[support]
+    assert stats.chisquare(observed, p[support] * n).pvalue > 1e-3
+    exact = small_index.sample_ids(rng, n, vertex_range=(3, 4))
+    observed = np.bincount(exact, minlength=len(small_index))[support]
+    assert stats.chisquare(observed, p[support] * n).pvalue > 1e-3
+
+
 @pytest.mark.slow
 def test_full_index(parquet_path, tmp_path):
     index = CellIndex.load_or_build(parquet_path, cache=tmp_path / "full.npz")
@@ -72,5 +98,13 @@ def test_full_index(parquet_path, tmp_path):
     assert index.outside == 0
     deg = index.degrees()
     assert 15 < deg.mean() < 40  # the paper: "around 25 neighbours"
+    for v in range(2, 8):
+        assert int(index.reps[index.num_vertices == v].astype(int).sum()) == (
+            ACCEPTED_REPRESENTATIONS[v])
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(index), size=300, replace=False).tolist():
+        ids = index.ids_of([nb.hash() for nb in neighbours(index.cell(i))])
+        assert (ids >= 0).all()  # md5-deduplicated neighbours are all in the table
+        np.testing.assert_array_equal(index.neighbours(i), np.sort(ids))
     again = CellIndex.load_or_build(parquet_path, cache=tmp_path / "full.npz")
     np.testing.assert_array_equal(again.indices, index.indices)

@@ -65,3 +65,15 @@ def test_is_valid_on_specs():
     assert space.is_valid(([[0, 1], [0, 0]], ["input", "output"]))
     assert not space.is_valid(([[0, 0], [0, 0]], ["input", "output"]))
     assert not space.is_valid(([[0, 1], [0, 0]], ["input"]))
+
+
+def test_no_tensorflow_import():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import rachel.core.nasbench.baselines, rachel.core.nasbench.environment; "
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

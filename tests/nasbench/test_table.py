@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from rachel.core.errors import NasBenchError
 from rachel.core.nasbench import table as tb
 from rachel.core.nasbench import tfrecord as tfr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rachel.core.errors import NasBenchError
 from rachel.core.nasbench import tfrecord as tfr
 
@@ -180,3 +181,15 @@ def test_tensorflow_reads_our_file_and_we_read_its(tmp_path, real_records):
         for r in real_records:
             writer.write(tfr.encode_record(r))
     assert theirs.read_bytes() == ours.read_bytes()
+
+
+def test_failed_write_leaves_nothing(tmp_path, real_records):
+    path = tmp_path / "out" / "x.tfrecord"
+
+    def payloads():
+        yield tfr.encode_record(real_records[0])
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        tfr.write_tfrecord(path, payloads())
+    assert list((tmp_path / "out").iterdir()) == []

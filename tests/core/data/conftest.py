@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rachel.core import storage
 
 REPO = Path(__file__).resolve().parents[3]

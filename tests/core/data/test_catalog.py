@@ -7,6 +7,7 @@ import gzip
 
 import numpy as np
 import pytest
+
 from rachel.core.data import CATALOG, catalog, dataset_names, formats, load_dataset
 from rachel.core.errors import DataError
 

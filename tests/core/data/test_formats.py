@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from rachel.core.data import formats, load_dataset
 from rachel.core.errors import DataError
 

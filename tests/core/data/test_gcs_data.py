@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rachel.core import storage
 from rachel.core.data import DatasetSplits, load_dataset
 from rachel.core.errors import DataError

@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
+
 from rachel.core import storage
 from rachel.core.data import DatasetSplits, load_dataset, stratified_split, subsample
 from rachel.core.data.splits import allocate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from rachel.core.data import load_dataset, validation
 from rachel.core.errors import DataError
 
