@@ -1,7 +1,5 @@
 """Component: the controller samples this iteration's candidate architectures."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
@@ -15,7 +13,7 @@ def generate_candidates(
     controller_out: Output[Artifact],
     controller_in: Input[Artifact] = None,
     ensemble_in: Input[Model] = None,
-) -> List[dict]:
+) -> list[dict]:
     """Return the candidates (JSON dicts, one ``dsl.ParallelFor`` item each).
 
     ``controller_in`` and ``ensemble_in`` are absent at iteration 0: the controller is then

@@ -28,7 +28,7 @@ def train_candidate(
     for key in ("val_accuracy", "val_loss", "params", "epochs_run", "train_seconds"):
         if isinstance(summary.get(key), (int, float)):
             metrics.log_metric(key, summary[key])
-    metrics.log_metric("status", summary["status"])
+    metrics.log_metric("succeeded", 1.0 if summary["status"] == "ok" else 0.0)  # UI: numbers
     model.metadata.update(
         candidate_id=summary["candidate_id"], status=summary["status"], framework="keras",
         seed=summary.get("seed"), val_accuracy=summary.get("val_accuracy"),

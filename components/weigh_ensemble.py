@@ -1,6 +1,6 @@
 """Component: reward each candidate by the ensemble it would make; apply the safety net."""
 
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
@@ -13,14 +13,14 @@ def weigh_ensemble(
     config_json: str,
     iteration: int,
     splits: Input[Dataset],
-    candidates: Input[List[Model]],
+    candidates: Input[list[Model]],
     ensemble_out: Output[Model],
     metrics: Output[Metrics],
     ensemble_in: Input[Model] = None,
     activations_before: int = 0,
     max_safety_net_activations: int = 0,
     target_accuracy: float = 0.0,
-) -> NamedTuple(  # noqa: UP006 - KFP reads the typing form
+) -> NamedTuple(
     "WeighOutputs", safety_net_activations=int, best_val_accuracy=float, keep_searching=bool
 ):
     """Write the new ensemble state; ``ensemble_in`` is absent at iteration 0.

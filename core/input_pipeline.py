@@ -66,5 +66,8 @@ def make_dataset(
                 images = layer(images, training=True)
             return images, labels
 
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        # Sequential on purpose: the seeded random layers draw from one generator, and
+        # parallel calls would consume its draws in a nondeterministic order, so the same
+        # seed would not give the same training run.
+        ds = ds.map(augment)
     return ds.prefetch(tf.data.AUTOTUNE)

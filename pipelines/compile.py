@@ -28,9 +28,11 @@ import yaml
 from rachel.components.settings import DEFAULT_PLACEMENT, Placement
 from rachel.core import storage
 from rachel.core.config import SearchConfig
+from rachel.core.errors import ConfigError
 from rachel.pipelines.rachel_pipeline import PIPELINE_NAME, EarlyStop, build_pipeline
 
 ETCD_OBJECT_LIMIT = 1_572_864  # 1.5 MiB: etcd's default request size limit for one object
+MAX_IR_BYTES = ETCD_OBJECT_LIMIT // 2
 
 
 def compile_pipeline(
@@ -62,8 +64,13 @@ def compile_to_bytes(
     early_stop: EarlyStop | None = None,
     name: str = PIPELINE_NAME,
     dedupe: bool = True,
+    max_bytes: int | None = MAX_IR_BYTES,
 ) -> bytes:
-    """The IR YAML (pipeline spec, then the Kubernetes platform spec) as bytes."""
+    """The IR YAML (pipeline spec, then the Kubernetes platform spec) as bytes.
+
+    Raises ConfigError when the IR exceeds ``max_bytes`` (default: half of etcd's object
+    limit, leaving room for what the backend adds when it makes the Argo workflow).
+    """
     from kfp import compiler
 
     pipeline = build_pipeline(
@@ -73,13 +80,21 @@ def compile_to_bytes(
         path = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(pipeline, str(path))
         data = path.read_bytes()
-    if not dedupe:
-        return data
-    docs = list(yaml.safe_load_all(data))
-    spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
-    spec, platform = deduplicate(spec, platform)
-    out = [spec] + ([platform] if platform is not None else [])
-    return yaml.safe_dump_all(out, sort_keys=True).encode()
+    if dedupe:
+        docs = list(yaml.safe_load_all(data))
+        spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
+        spec, platform = deduplicate(spec, platform)
+        out = [spec] + ([platform] if platform is not None else [])
+        data = yaml.safe_dump_all(out, sort_keys=True).encode()
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ConfigError(
+            f"the compiled pipeline is {len(data):,} bytes, over the {max_bytes:,}-byte budget "
+            f"(etcd stores the Argo workflow as one object of at most {ETCD_OBJECT_LIMIT:,})",
+            "compile fewer iterations"
+            + (" or drop the early stop (its nested conditions grow quadratically)"
+               if early_stop is not None else ""),
+        )
+    return data
 
 
 def deduplicate(

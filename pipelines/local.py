@@ -19,6 +19,7 @@ artifacts land under a local pipeline root (the IR is kept as ``pipeline.yaml``)
 
 from __future__ import annotations
 
+import builtins
 import json
 import tempfile
 import time
@@ -97,6 +98,9 @@ def run_local(
         enable_caching=cache,
     )
     started = time.perf_counter()
+    # kfp.local indents task logs by swapping builtins.print; two ParallelFor threads can
+    # restore each other's swapped function and leave every later print indented.
+    original_print = builtins.print
     try:
         pipeline(config_json=json.dumps(config.to_json(), sort_keys=True))
     except RuntimeError as err:
@@ -104,12 +108,16 @@ def run_local(
             f"local pipeline run failed: {str(err).strip().splitlines()[-1]}",
             f"see the failing task's log above and its folder under {root}",
         ) from err
+    finally:
+        builtins.print = original_print
     seconds = time.perf_counter() - started
     new = sorted(p for p in root.iterdir() if p.name not in before and p.is_dir()
                  and p.name.startswith(f"{name}-"))
     if len(new) != 1:
-        raise ArtifactError(f"cannot tell which folder under {root} this run wrote ({len(new)} new)",
-                            "use an empty --output folder")
+        raise ArtifactError(
+            f"cannot tell which folder under {root} this run wrote ({len(new)} new)",
+            "use an empty --output folder",
+        )
     (new[0] / "pipeline.yaml").write_bytes(ir)
     model_dir = find_final_model(new[0])
     metrics = json.loads((model_dir / "metrics.json").read_text())

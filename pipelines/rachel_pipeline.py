@@ -142,7 +142,8 @@ def build_pipeline(
             state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
             gen = generate_candidates(config_json=config_json, iteration=it, **state)
             _light(gen, placement, "generate_candidates").set_display_name(f"generate-it{it}")
-            with dsl.ParallelFor(gen.outputs["Output"], parallelism=placement.parallelism) as candidate:
+            fan_out = dsl.ParallelFor(gen.outputs["Output"], parallelism=placement.parallelism)
+            with fan_out as candidate:
                 train = train_candidate(config_json=config_json, candidate=candidate,
                                         splits=splits)
                 _training(train, placement).set_display_name(f"train-it{it}")

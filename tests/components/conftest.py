@@ -1,4 +1,5 @@
-"""Fixtures: real Fashion-MNIST (from ../shared) behind $RACHEL_DATA_DIR, and a tiny config."""
+"""Fixtures: real Fashion-MNIST behind $RACHEL_DATA_DIR (the suite's ``fashion_data_dir``),
+and a tiny configuration."""
 
 from __future__ import annotations
 
@@ -8,20 +9,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-FASHION_MNIST = REPO.parent / "shared" / "data" / "fashion-mnist"
-
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A $RACHEL_DATA_DIR holding a ``fashion-mnist`` link to the shared files."""
-    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"Fashion-MNIST not found at {FASHION_MNIST}")
-    root = tmp_path_factory.mktemp("data")
-    (root / "fashion-mnist").symlink_to(FASHION_MNIST, target_is_directory=True)
+def data_dir(fashion_data_dir: Path) -> Iterator[Path]:
+    """Point $RACHEL_DATA_DIR at a folder holding ``fashion-mnist`` for this session."""
     old = os.environ.get("RACHEL_DATA_DIR")
-    os.environ["RACHEL_DATA_DIR"] = str(root)
-    yield root
+    os.environ["RACHEL_DATA_DIR"] = str(fashion_data_dir)
+    yield fashion_data_dir
     if old is None:
         os.environ.pop("RACHEL_DATA_DIR", None)
     else:

@@ -51,3 +51,19 @@ def test_pipeline_normalises_and_digits_are_never_flipped():
     assert kinds["none"] == []
     with pytest.raises(ConfigError):
         augmentation_layers("mixup", 0)
+
+
+def test_augmented_pipeline_is_reproducible_for_a_seed():
+    pytest.importorskip("tensorflow")
+    from rachel.core.input_pipeline import make_dataset
+
+    x = np.random.default_rng(0).integers(0, 255, (512, 28, 28, 1), dtype=np.uint8)
+    y = np.zeros(512, dtype=np.int64)
+
+    def run(seed):
+        ds = make_dataset(x, y, batch_size=64, training=True, augmentation="natural", seed=seed)
+        return np.concatenate([images.numpy() for images, _ in ds])
+
+    first = run(3)
+    assert np.array_equal(first, run(3))
+    assert not np.array_equal(first, run(4))

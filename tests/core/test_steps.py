@@ -204,3 +204,14 @@ def test_export_loads_without_the_package(trained_ensemble, tiny_fashion):
     assert result["max_diff"] < 1e-4  # .keras and SavedModel agree
     assert result["sum"] == pytest.approx(16.0, rel=1e-4)  # rows are probabilities
     assert result["layers"] == ["keras"]
+
+
+def test_training_is_reproducible_for_a_seed(tiny_fashion, tmp_path):
+    cfg = budget_config("smoke", **TINY)
+    cand = Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 1, 0),)).to_json()
+    a = steps.train_candidate(cfg, tiny_fashion, cand, tmp_path / "a")
+    b = steps.train_candidate(cfg, tiny_fashion, cand, tmp_path / "b")
+    assert a["seed"] == b["seed"]
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "a" / VAL_LOGITS_FILE), np.load(tmp_path / "b" / VAL_LOGITS_FILE)
+    )

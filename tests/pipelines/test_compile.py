@@ -1,0 +1,285 @@
+"""Compile the pipeline, parse the IR strictly into the pipeline-spec protobuf, check the DAG.
+
+Tasks are found by their display names (``generate-it0``, ``train-it0``, ...), which
+:func:`rachel.pipelines.rachel_pipeline.build_pipeline` sets per iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from rachel.components.settings import CPU_IMAGE, GPU_IMAGE, Placement
+from rachel.core.errors import ConfigError
+from rachel.pipelines.compile import ETCD_OBJECT_LIMIT, compile_to_bytes, deduplicate
+from rachel.pipelines.rachel_pipeline import CACHING, EarlyStop, build_pipeline
+
+REPO = Path(__file__).resolve().parents[2]
+ITERATIONS, CANDIDATES = 3, 4
+
+
+def _docs(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pipeline spec and the platform spec (empty when no task has a platform config)."""
+    docs = list(yaml.safe_load_all(data))
+    assert len(docs) in (1, 2)
+    return docs[0], (docs[1] if len(docs) == 2 else {})
+
+
+def _strict(spec: dict[str, Any], platform: dict[str, Any]) -> pipeline_spec_pb2.PipelineSpec:
+    """Unknown fields or wrong types raise ParseError (ignore_unknown_fields=False)."""
+    proto = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+    for cfg in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        json_format.ParseDict(cfg, kubernetes_executor_config_pb2.KubernetesExecutorConfig())
+    return proto
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["deduped", "raw"])
+def compiled(request: pytest.FixtureRequest) -> dict[str, Any]:
+    spec, platform = _docs(compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES,
+                                            dedupe=request.param))
+    proto = _strict(spec, platform)
+    root = spec["root"]["dag"]["tasks"]
+    by_display = {t["taskInfo"]["name"]: key for key, t in root.items()}
+    return dict(spec=spec, platform=platform, proto=proto, root=root, by_display=by_display)
+
+
+def _component(c: dict, task: dict) -> dict:
+    return c["spec"]["components"][task["componentRef"]["name"]]
+
+
+def _executor(c: dict, task: dict) -> tuple[str, dict]:
+    label = _component(c, task)["executorLabel"]
+    return label, c["spec"]["deploymentSpec"]["executors"][label]["container"]
+
+
+def _train_task(c: dict, it: int) -> dict:
+    loop = c["root"][c["by_display"][f"for-loop-it{it}"]] if f"for-loop-it{it}" in \
+        c["by_display"] else c["root"][f"for-loop-{it + 1}"]
+    (task,) = _component(c, loop)["dag"]["tasks"].values()
+    assert task["taskInfo"]["name"] == f"train-it{it}"
+    return task
+
+
+def test_dag_shape_iterations_by_candidates(compiled: dict) -> None:
+    names = set(compiled["by_display"])
+    per_iteration = {f"{step}-it{i}" for i in range(ITERATIONS)
+                     for step in ("generate", "weigh", "update")}
+    assert per_iteration <= names
+    assert {"split-data", "evaluate-ensemble"} <= names
+    loops = [t for t in compiled["root"].values() if "parameterIterator" in t]
+    assert len(loops) == ITERATIONS  # one fan-out per unrolled iteration
+    default = json.loads(compiled["spec"]["root"]["inputDefinitions"]["parameters"]
+                         ["config_json"]["defaultValue"])
+    assert (default["iterations"], default["candidates"]) == (ITERATIONS, CANDIDATES)
+
+
+def test_fan_out_over_generated_candidates_and_fan_in_collected(compiled: dict) -> None:
+    root, by = compiled["root"], compiled["by_display"]
+    for it in range(ITERATIONS):
+        gen = by[f"generate-it{it}"]
+        loop_key, loop = next((k, t) for k, t in root.items() if "parameterIterator" in t
+                              and gen in t.get("dependentTasks", []))
+        items = loop["parameterIterator"]["items"]["inputParameter"]
+        assert loop["inputs"]["parameters"][items]["taskOutputParameter"] == {
+            "outputParameterKey": "Output", "producerTask": gen}
+        assert loop["iteratorPolicy"]["parallelismLimit"] == Placement().parallelism
+        (train,) = _component(compiled, loop)["dag"]["tasks"].values()
+        assert train["taskInfo"]["name"] == f"train-it{it}"
+        loop_out = _component(compiled, loop)["outputDefinitions"]["artifacts"]
+        assert all(a.get("isArtifactList") for a in loop_out.values())  # dsl.Collected
+        weigh = root[by[f"weigh-it{it}"]]
+        collected = weigh["inputs"]["artifacts"]["candidates"]["taskOutputArtifact"]
+        assert collected["producerTask"] == loop_key
+
+
+def test_iterations_are_chained(compiled: dict) -> None:
+    root, by = compiled["root"], compiled["by_display"]
+    for it in range(ITERATIONS):
+        gen, weigh, update = (root[by[f"{s}-it{it}"]] for s in ("generate", "weigh", "update"))
+        update_in = update["inputs"]["artifacts"]
+        assert update_in["controller_in"]["taskOutputArtifact"]["producerTask"] == \
+            by[f"generate-it{it}"]
+        assert update_in["ensemble"]["taskOutputArtifact"]["producerTask"] == by[f"weigh-it{it}"]
+        if it == 0:
+            assert "controller_in" not in gen["inputs"].get("artifacts", {})
+            assert "ensemble_in" not in weigh["inputs"]["artifacts"]
+        else:
+            arts = gen["inputs"]["artifacts"]
+            assert arts["controller_in"]["taskOutputArtifact"]["producerTask"] == \
+                by[f"update-it{it - 1}"]
+            assert arts["ensemble_in"]["taskOutputArtifact"]["producerTask"] == \
+                by[f"weigh-it{it - 1}"]
+            assert weigh["inputs"]["artifacts"]["ensemble_in"]["taskOutputArtifact"][
+                "producerTask"] == by[f"weigh-it{it - 1}"]
+            assert weigh["inputs"]["parameters"]["activations_before"]["taskOutputParameter"][
+                "producerTask"] == by[f"weigh-it{it - 1}"]
+    final = root[by["evaluate-ensemble"]]
+    assert final["inputs"]["artifacts"]["ensemble"]["taskOutputArtifact"]["producerTask"] == \
+        by[f"weigh-it{ITERATIONS - 1}"]
+
+
+def test_gpu_placement_only_on_training(compiled: dict) -> None:
+    placement = Placement()
+    k8s = compiled["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    train_labels = set()
+    for it in range(ITERATIONS):
+        label, container = _executor(compiled, _train_task(compiled, it))
+        train_labels.add(label)
+        accel = container["resources"]["accelerator"]
+        assert accel["resourceType"] == "nvidia.com/gpu" and accel["resourceCount"] == "1"
+        assert container["resources"]["resourceCpuRequest"] == placement.train_cpu_request
+        assert container["resources"]["resourceMemoryRequest"] == placement.train_memory_request
+        assert container["image"] == GPU_IMAGE
+        assert k8s[label]["nodeSelector"]["labels"] == {
+            "cloud.google.com/gke-accelerator": "nvidia-l4"}
+        assert k8s[label]["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert set(k8s) == train_labels
+    for task in compiled["root"].values():
+        if "parameterIterator" in task:
+            continue
+        _, container = _executor(compiled, task)
+        assert "accelerator" not in container["resources"]
+        assert container["resources"]["resourceCpuRequest"] == placement.cpu_request
+        assert container["resources"]["resourceMemoryRequest"] == placement.memory_request
+        assert container["image"] == CPU_IMAGE
+
+
+def test_retry_with_backoff_on_training_only(compiled: dict) -> None:
+    for it in range(ITERATIONS):
+        assert _train_task(compiled, it)["retryPolicy"] == {
+            "maxRetryCount": 3, "backoffDuration": "60s", "backoffFactor": 2.0,
+            "backoffMaxDuration": "3600s"}
+    assert not any("retryPolicy" in t for t in compiled["root"].values())
+
+
+def test_caching_on_for_deterministic_steps_only(compiled: dict) -> None:
+    steps = {"split-data": "split_data", "evaluate-ensemble": "evaluate_ensemble"}
+    for it in range(ITERATIONS):
+        steps.update({f"generate-it{it}": "generate_candidates", f"weigh-it{it}": "weigh_ensemble",
+                      f"update-it{it}": "update_controller"})
+        assert _train_task(compiled, it)["cachingOptions"] == {"enableCache": True}
+    for display, step in steps.items():
+        task = compiled["root"][compiled["by_display"][display]]
+        assert bool(task["cachingOptions"].get("enableCache", False)) is CACHING[step], display
+    assert CACHING["weigh_ensemble"] is False and CACHING["evaluate_ensemble"] is False
+
+
+def test_dedupe_shares_one_executor_per_step() -> None:
+    data = compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES)
+    spec, platform = _docs(data)
+    assert len(spec["deploymentSpec"]["executors"]) == 6
+    refs = [t["componentRef"]["name"] for c in [spec["root"]] + list(spec["components"].values())
+            for t in c.get("dag", {}).get("tasks", {}).values()]
+    assert set(refs) <= set(spec["components"])  # every reference resolves
+    assert len(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]) == 1
+    raw = compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES, dedupe=False)
+    assert len(data) < len(raw)
+    again, _ = deduplicate(spec, platform)
+    assert again == spec  # idempotent
+
+
+def test_placement_is_a_setting() -> None:
+    placement = Placement(gpu=False, train_retries=0, parallelism=2, cpu_request="500m")
+    spec, platform = _docs(compile_to_bytes(iterations=1, candidates=2, placement=placement))
+    assert platform == {}  # no GPU: no node selector, no toleration, no platform spec
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    containers = [e["container"] for e in spec["deploymentSpec"]["executors"].values()]
+    assert not any("accelerator" in c["resources"] for c in containers)
+    loop = next(t for t in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in t)
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 2
+    custom = Placement(node_selector_value="nvidia-tesla-t4", accelerator_limit=2)
+    spec, platform = _docs(compile_to_bytes(iterations=1, candidates=2, placement=custom))
+    (cfg,) = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
+    assert cfg["nodeSelector"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
+    train = next(e for e in spec["deploymentSpec"]["executors"].values()
+                 if "accelerator" in e["container"]["resources"])
+    assert train["container"]["resources"]["accelerator"]["resourceCount"] == "2"
+
+
+def test_early_stop_nests_conditions_with_an_evaluation_per_exit() -> None:
+    spec, platform = _docs(compile_to_bytes(iterations=3, candidates=2,
+                                            early_stop=EarlyStop(2, 0.9)))
+    _strict(spec, platform)
+    evaluations, conditions = 0, 0
+    for comp in [spec["root"]] + list(spec["components"].values()):
+        for task in comp.get("dag", {}).get("tasks", {}).values():
+            evaluations += task["taskInfo"]["name"] == "evaluate-ensemble"
+            conditions += "condition" in task.get("triggerPolicy", {})
+    assert evaluations == 3  # stop after it0, stop after it1, or run all 3
+    assert conditions == 4  # an If and an Else after it0 and it1
+    weigh = [t for c in spec["components"].values() for t in c.get("dag", {}).get("tasks", {})
+             .values() if t["taskInfo"]["name"].startswith("weigh-it")]
+    weigh += [t for t in spec["root"]["dag"]["tasks"].values()
+              if t["taskInfo"]["name"].startswith("weigh-it")]
+    assert all(t["inputs"]["parameters"]["target_accuracy"]["runtimeValue"]["constant"] == 0.9
+               for t in weigh)
+
+
+@pytest.mark.parametrize("iterations", [10, 50])
+def test_compiled_size_stays_far_below_etcd_limit(iterations: int, record_property: Any) -> None:
+    size = len(compile_to_bytes(iterations=iterations, candidates=4))
+    record_property(f"ir_bytes_{iterations}x4", size)
+    print(f"{iterations}x4 IR: {size:,} bytes")
+    assert size < ETCD_OBJECT_LIMIT / 4
+
+
+@pytest.mark.parametrize("bad", [0, -1, 201, 2.5])
+def test_bad_iterations_rejected_before_compiling(bad: Any) -> None:
+    with pytest.raises(ConfigError):
+        build_pipeline(bad, 2)
+
+
+def _fresh_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **env}, timeout=120)
+
+
+def test_compiling_never_imports_tensorflow(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from rachel.pipelines.compile import compile_pipeline\n"
+        "import rachel.pipelines.local, rachel.cli.pipeline_commands\n"
+        f"compile_pipeline({str(tmp_path / 'p.yaml')!r}, iterations=2, candidates=2)\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "print('HEAVY', bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    done = _fresh_python(code)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "p.yaml").stat().st_size > 0
+
+
+def test_image_registry_and_tag_from_environment() -> None:
+    code = (
+        "from rachel.pipelines.compile import compile_to_bytes\n"
+        "import yaml\n"
+        "spec = next(yaml.safe_load_all(compile_to_bytes(iterations=1, candidates=2)))\n"
+        "print(sorted({e['container']['image'] for e in "
+        "spec['deploymentSpec']['executors'].values()}))\n"
+    )
+    done = _fresh_python(code, RACHEL_IMAGE_REGISTRY="registry.example/team",
+                         RACHEL_IMAGE_TAG="abc123")
+    assert done.returncode == 0, done.stderr
+    expected = [f"registry.example/team/rachel-{kind}:abc123" for kind in ("cpu", "gpu")]
+    assert str(expected) in done.stdout
+    done = _fresh_python("import rachel.components.settings", RACHEL_IMAGE_TAG="latest")
+    assert done.returncode != 0 and "not a pinned image tag" in done.stderr
+
+
+def test_oversized_ir_is_refused_with_a_fix() -> None:
+    with pytest.raises(ConfigError, match="over the 10,000-byte budget") as err:
+        compile_to_bytes(iterations=2, candidates=2, max_bytes=10_000,
+                         early_stop=EarlyStop(target_accuracy=0.9))
+    assert "early stop" in str(err.value)
