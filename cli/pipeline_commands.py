@@ -150,15 +150,18 @@ def run_command(args: argparse.Namespace) -> int:
 
     print(f"running the pipeline locally (kfp.local): {config.iterations} iteration(s) x "
           f"{config.candidates} candidate(s), pipeline root {args.output}", flush=True)
+    from rachel.cli.progress import printer
+
     result = run_local(config, args.output, placement=placement, early_stop=_early_stop(args),
-                       cache=args.cache, **({"name": args.name} if args.name else {}))
+                       cache=args.cache, on_event=printer(), verbose=args.verbose,
+                       **({"name": args.name} if args.name else {}))
     m = result.metrics
     sys.stderr.flush()
     print(flush=True)  # kfp.local's log may leave the last line unterminated
     print(f"done in {result.seconds:.1f}s: test_accuracy {m['test_accuracy']:.4f}, macro_f1 "
           f"{m['macro_f1']:.4f}, params {m['params']:,}, "
           f"safety-net activations {m['safety_net_activations']}")
-    print(f"run:     {result.run_dir}")
+    print(f"run:     {result.run_dir}" + ("" if args.verbose else "  (task logs: kfp-local.log)"))
     print(f"model:   {result.model_file} (SavedModel: {result.model_dir / 'saved_model'})")
     print(f"metrics: {result.metrics_file}  report: {result.model_dir / 'report.md'}")
     return 0
@@ -359,6 +362,8 @@ def register(sub: Any) -> None:
                    help="local pipeline root (default: %(default)s)")
     p.add_argument("--cache", action="store_true",
                    help="reuse cached results of deterministic steps from earlier runs")
+    p.add_argument("--verbose", action="store_true",
+                   help="show kfp.local's task logs (default: kept in the run's kfp-local.log)")
     p.set_defaults(handler=run_command, no_gpu=True)
 
     p = sub.add_parser("submit", help="upload a pipeline version to KFP and start a run",

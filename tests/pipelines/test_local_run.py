@@ -45,6 +45,11 @@ def test_rachel_run_trains_and_exports_a_loadable_model(
     assert sorted(json.loads(p.read_text())["candidate_id"] for p in trained) == [
         "it000-c00", "it000-c01", "it001-c00", "it001-c01"]
 
+    # each iteration keeps its own ensemble and controller folders (none overwritten)
+    ensembles = sorted(run_dir.glob("weigh-ensemble*/ensemble_out/ensemble.json"))
+    assert [len(json.loads(p.read_text())["history"]) for p in ensembles] == [1, 2]
+    assert len(list(run_dir.glob("update-controller*/controller_out/controller.json"))) == 2
+
     metrics = json.loads(metrics_file.read_text())
     assert metrics["iterations"] == 2 and metrics["candidates_trained"] == 4
     assert metrics["test_examples"] == 300

@@ -1,0 +1,58 @@
+"""One-line progress messages for search events (shared by ``rachel search`` and ``rachel run``).
+
+Events are dicts with an ``event`` key: ``data``, ``candidate`` (a trained candidate's
+summary), ``iteration`` (an ensemble-history entry), ``final``; ``t`` is seconds since start.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+
+def format_event(event: dict[str, Any]) -> list[str]:
+    kind = event["event"]
+    t = f"[{event.get('t', 0.0):7.1f}s]"
+    if kind == "data":
+        return [
+            f"{t} data {event['dataset']}: train {event['train']}, val {event['val']}, "
+            f"test {event['test']}, {event['num_classes']} classes, seed {event['seed']}"
+        ]
+    if kind == "candidate":
+        head = f"{t} iteration {event['iteration']} candidate {event['candidate_id']}:"
+        if event.get("status") != "ok":
+            return [f"{head} FAILED ({event.get('error')})"]
+        return [
+            f"{head} val_acc {event['val_accuracy']:.4f} val_loss {event['val_loss']:.4f} "
+            f"params {event['params']:,} epochs {event['epochs_run']}"
+        ]
+    if kind == "iteration":
+        rewards = ", ".join(
+            f"{cid}={r:.4f}" if r is not None else f"{cid}=failed"
+            for cid, r in event["rewards"].items()
+        )
+        return [
+            f"{t} iteration {event['iteration']} rewards: {rewards}",
+            f"{t} iteration {event['iteration']} {event['decision']}; "
+            f"ensemble = {len(event['members'])} member(s)",
+        ]
+    if kind == "final":
+        return [
+            f"{t} done: test_accuracy {event['test_accuracy']:.4f}, macro_f1 "
+            f"{event['macro_f1']:.4f}, params {event['params']:,}, "
+            f"safety-net activations {event['safety_net_activations']}"
+        ]
+    if kind == "time_budget":
+        return [f"{t} time budget reached after {event['iterations_done']} iteration(s)"]
+    return []
+
+
+def printer(stream: TextIO | None = None) -> Any:
+    """An ``on_event`` callback that prints each event's lines to ``stream`` (stdout)."""
+
+    def on_event(event: dict[str, Any]) -> None:
+        out = stream or sys.stdout
+        for line in format_event(event):
+            print(line, file=out, flush=True)
+
+    return on_event
