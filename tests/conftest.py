@@ -44,3 +44,39 @@ def fashion_data_dir(fashion_files: Path, tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp("rachel_data")
     (root / "fashion-mnist").symlink_to(fashion_files, target_is_directory=True)
     return root
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """gcp-storage-emulator on a free 127.0.0.1 port (in memory); yields its URL."""
+    pytest.importorskip("gcp_storage_emulator")
+    from gcp_storage_emulator.server import create_server
+
+    port = _free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, monkeypatch, request):
+    """A fresh bucket on the emulator, reached by the real google-cloud-storage client."""
+    from rachel.core import storage
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    storage.reset_client()
+    name = f"b-{abs(hash(request.node.nodeid)) % 10**10}"
+    storage._gcs_client().create_bucket(name)
+    yield f"gs://{name}"
+    storage.reset_client()

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,20 +90,6 @@ def test_unreachable_host_exit_4_with_one_line(command: list[str], tmp_path: Pat
     assert done.returncode == 4, done.stderr
     line = one_line_error(done)
     assert "cannot reach Kubeflow Pipelines" in line and host in line
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator() -> Iterator[str]:
-    pytest.importorskip("gcp_storage_emulator")
-    from gcp_storage_emulator.server import create_server
-
-    port = closed_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def test_missing_bucket_exit_5_before_contacting_the_host(gcs_emulator: str) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,38 +12,11 @@ import pytest
 from rachel.core import storage
 from rachel.core.errors import ArtifactError, StorageError
 
-# ------------------------------------------------------------------ emulator fixtures
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[str]:
-    pytest.importorskip("gcp_storage_emulator")
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
 
 @pytest.fixture
-def bucket(emulator: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-           ) -> Iterator[str]:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator)
-    storage.reset_client()
-    name = f"t-{abs(hash(request.node.nodeid)) % 10**10}"
-    storage._gcs_client().create_bucket(name)
-    yield f"gs://{name}"
-    storage.reset_client()
+def bucket(gcs_bucket: str) -> str:
+    """``gs://<fresh bucket>`` on the emulator (see tests/conftest.py)."""
+    return gcs_bucket
 
 
 # ------------------------------------------------------------------ gs://

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import nasbench_data
 
 from rachel.core.errors import MissingMetricsError, NasBenchError, OffSpaceError
 from rachel.core.nasbench import tfrecord as tfr
 from rachel.core.nasbench.api import NASBench, OutOfDomainError
 from rachel.core.nasbench.cell import Cell, ModelSpec
 
-
-def _data():
-    name = "rachel_tests_nasbench_conftest_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("conftest_data.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-D = _data()
+D = nasbench_data
 QUERY_KEYS = {"module_adjacency", "module_operations", "trainable_parameters", "training_time",
               "train_accuracy", "validation_accuracy", "test_accuracy"}
 COMPUTED_KEYS = {f"{when}_{what}" for when in ("halfway", "final")

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import nasbench_data
 
 from rachel.core.errors import ArtifactError, MissingMetricsError
 from rachel.core.nasbench import estimators as est
 from rachel.core.nasbench.cell import Cell
 
-
-def _data():
-    name = "rachel_tests_nasbench_conftest_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("conftest_data.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-D = _data()
+D = nasbench_data
 SMALL_XGB = {"n_estimators": 150, "max_depth": 5, "learning_rate": 0.1}
 
 

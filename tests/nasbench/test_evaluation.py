@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import nasbench_data
 from scipy import stats
 
 from rachel.core.errors import ConfigError
 from rachel.core.nasbench import evaluation as ev
-
-
-def _data():
-    name = "rachel_tests_nasbench_conftest_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("conftest_data.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
 
 FAST = ev.ProtocolConfig(k_sets=2, m_states=20, budgets=(5, 10, 20), curve_lengths=(20, 40),
                          n_resamples=500, seed=1)
@@ -166,7 +152,7 @@ def test_paper_baselines_run_through_the_harness(tmp_path):
     from rachel.core.nasbench.estimators import SurrogateEstimator
     from rachel.core.nasbench.index import CellIndex
 
-    bench = _data().shared_bench()
+    bench = nasbench_data.shared_bench()
     rows = np.flatnonzero(bench.table["num_vertices"].to_numpy() <= 5)
     index = CellIndex.build(bench.table, rows=rows, workers=1)
     known = np.flatnonzero(~np.isnan(bench.val_mean))[:3000]

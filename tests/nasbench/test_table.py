@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import nasbench_data
 
 from rachel.core.errors import NasBenchError
 from rachel.core.nasbench import table as tb
 from rachel.core.nasbench import tfrecord as tfr
 
-
-def _data():
-    name = "rachel_tests_nasbench_conftest_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("conftest_data.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-D = _data()
+D = nasbench_data
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,11 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import socket
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from rachel.core import storage
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -131,41 +127,6 @@ def digit_like(n_per_class: int, classes: int = 3, shape=(8, 8), seed: int = 0
     y = np.repeat(np.arange(classes), n_per_class)
     x = rng.integers(0, 256, size=(len(y), *shape), dtype=np.uint8)
     return x, y
-
-
-# ------------------------------------------------------------------ GCS emulator
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def _emulator() -> Iterator[str]:
-    pytest.importorskip("gcp_storage_emulator")
-    from gcp_storage_emulator.server import create_server
-
-    port = _free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def gcs_bucket(_emulator: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-               ) -> Iterator[str]:
-    """A fresh bucket on the emulator; yields ``gs://<bucket>``."""
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _emulator)
-    storage.reset_client()
-    name = f"b-{abs(hash(request.node.nodeid)) % 10**10}"
-    storage._gcs_client().create_bucket(name)
-    yield f"gs://{name}"
-    storage.reset_client()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Shared helpers for the tfrecord / table / api / estimator / evaluation tests.
 
-Not a conftest (that file belongs to the cell/index tests): test modules load this one with
-:func:`load` below.  The real table is found as in ``conftest.py``: ``$RACHEL_NASBENCH101_TABLE``
+Import it as ``from helpers import nasbench_data`` (``tests/`` is on pytest's pythonpath).
+The real table is found as in ``conftest.py``: ``$RACHEL_NASBENCH101_TABLE``
 or ``../shared/data/nasbench101/nasbench101_108.parquet`` next to the repository.
 """
 
