@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rachel.core.errors import StorageError
 
@@ -155,15 +155,26 @@ def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
         with _gcs_errors(uri, "write"):
             blob.upload_from_string(data)
         return
-    path = Path(uri)
+    with atomic_file(uri) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Stream into a temporary file beside local ``path``; rename it into place on success.
+
+    A failure (an exception in the ``with`` body) leaves no file at ``path`` and no
+    temporary file behind.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
         # so that artifacts stay readable by other users/containers sharing the volume.
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

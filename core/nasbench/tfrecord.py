@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import io
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -151,21 +149,10 @@ def write_tfrecord(uri: str | os.PathLike[str], payloads: Iterable[bytes]) -> in
             count += 1
         storage.write_bytes(uri, buf.getvalue())
         return count
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
-            for payload in payloads:
-                fh.write(frame_record(payload))
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with storage.atomic_file(uri) as fh:
+        for payload in payloads:
+            fh.write(frame_record(payload))
+            count += 1
     return count
 
 
