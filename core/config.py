@@ -113,9 +113,8 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | str) -> SearchConfig:
-        if isinstance(data, str):
-            data = json.loads(data)
+    def from_json(cls, raw: dict[str, Any] | str) -> SearchConfig:
+        data: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

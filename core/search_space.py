@@ -160,9 +160,8 @@ class Candidate:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | str) -> Candidate:
-        if isinstance(data, str):
-            data = json.loads(data)
+    def from_json(cls, raw: dict[str, Any] | str) -> Candidate:
+        data: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
         try:
             return cls(
                 candidate_id=str(data["candidate_id"]),

@@ -243,7 +243,7 @@ class Cell:
                 "table adjacency has edges outside the top-left V x V block",
                 "check that 'operations' has one entry per vertex",
             )
-        return cls(full[:n, :n], tuple(operations))
+        return cls(_freeze(full[:n, :n]), tuple(operations))
 
     def hash(self) -> str:
         """Official NAS-Bench-101 module hash (md5 hex string)."""
@@ -329,7 +329,7 @@ class ModelSpec:
         if not self.valid_spec or self.matrix is None or self.ops is None:
             raise OffSpaceError("input and output are not connected",
                                 "add a path from vertex 0 to vertex V-1")
-        return Cell(self.matrix, tuple(self.ops))
+        return Cell(_freeze(self.matrix), tuple(self.ops))
 
     def is_valid(self) -> bool:
         """True when the spec is in the NAS-Bench-101 space (official ``NASBench.is_valid``).
@@ -339,7 +339,7 @@ class ModelSpec:
         if not self.valid_spec or self.matrix is None or self.ops is None:
             return False
         try:
-            Cell(self.matrix, tuple(self.ops))
+            Cell(_freeze(self.matrix), tuple(self.ops))
         except NasBenchError:
             return False
         return True

@@ -191,16 +191,16 @@ class CellIndex:
         ids stay hash-sorted); neighbours outside the kept rows are counted in ``outside``.
         """
         t0 = time.perf_counter()
-        if table is None:
-            table = default_table_path()
-        if not isinstance(table, pa.Table):
-            with storage.local_copy(table) as local:
-                table = pq.read_table(local, columns=STRUCTURE_COLUMNS)
+        source = default_table_path() if table is None else table
+        structure: pa.Table
+        if isinstance(source, pa.Table):
+            structure = source.select(STRUCTURE_COLUMNS)
         else:
-            table = table.select(STRUCTURE_COLUMNS)
+            with storage.local_copy(source) as local:
+                structure = pq.read_table(local, columns=STRUCTURE_COLUMNS)
         if rows is not None:
-            table = table.take(pa.array(np.sort(np.asarray(rows, dtype=np.int64))))
-        hashes, adj, labels, nv = _read_structure(table)
+            structure = structure.take(pa.array(np.sort(np.asarray(rows, dtype=np.int64))))
+        hashes, adj, labels, nv = _read_structure(structure)
         if len(hashes) > 1 and not (hashes[1:] > hashes[:-1]).all():
             raise NasBenchError("table is not sorted by unique module_hash",
                                 "sort the table by module_hash and drop duplicates")
