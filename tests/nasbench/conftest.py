@@ -61,25 +61,7 @@ def table_accuracy(val_accuracy_hashes) -> TableAccuracy:
     return TableAccuracy(*val_accuracy_hashes)
 
 
-INCEPTION_MATRIX = [
-    [0, 1, 1, 1, 0, 1, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 1, 0, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 0],
-]
-INCEPTION_OPS = [
-    "input",
-    "conv1x1-bn-relu",
-    "conv3x3-bn-relu",
-    "conv3x3-bn-relu",
-    "conv3x3-bn-relu",
-    "maxpool3x3",
-    "output",
-]
-INCEPTION_HASH = "28cfc7874f6d200472e1a9dcd8650aa0"
+from helpers.nasbench_data import INCEPTION_HASH, INCEPTION_MATRIX, INCEPTION_OPS  # noqa: E402
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.nasbench_data import INCEPTION_MATRIX, INCEPTION_OPS
 
 from rachel.core.errors import NasBenchError
 from rachel.core.nasbench.cell import CONV1X1, CONV3X3, MAXPOOL3X3, Cell
@@ -31,18 +32,7 @@ FIG2 = Cell(
     ],
     [IN, C3, MP, C1, OUT],
 )
-INCEPTION = Cell(
-    [
-        [0, 1, 1, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    [IN, C1, C3, C3, C3, MP, OUT],
-)
+INCEPTION = Cell(INCEPTION_MATRIX, INCEPTION_OPS)  # the official README's cell
 
 
 def count(cell: Cell, kind: str) -> int:
