@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers.nasbench_data import INCEPTION_HASH, INCEPTION_MATRIX, INCEPTION_OPS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,6 @@ def table_accuracy(val_accuracy_hashes) -> TableAccuracy:
     return TableAccuracy(*val_accuracy_hashes)
 
 
-from helpers.nasbench_data import INCEPTION_HASH, INCEPTION_MATRIX, INCEPTION_OPS  # noqa: E402
 
 
 @pytest.fixture()
