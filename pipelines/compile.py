@@ -35,22 +35,12 @@ ETCD_OBJECT_LIMIT = 1_572_864  # 1.5 MiB: etcd's default request size limit for 
 MAX_IR_BYTES = ETCD_OBJECT_LIMIT // 2
 
 
-def compile_pipeline(
-    output: str | os.PathLike[str],
-    *,
-    iterations: int = 2,
-    candidates: int = 2,
-    placement: Placement = DEFAULT_PLACEMENT,
-    config: SearchConfig | None = None,
-    early_stop: EarlyStop | None = None,
-    name: str = PIPELINE_NAME,
-    dedupe: bool = True,
-) -> int:
-    """Write the pipeline IR YAML to ``output`` (local path or ``gs://``); return its size."""
-    data = compile_to_bytes(
-        iterations=iterations, candidates=candidates, placement=placement, config=config,
-        early_stop=early_stop, name=name, dedupe=dedupe,
-    )
+def compile_pipeline(output: str | os.PathLike[str], **options: Any) -> int:
+    """Write the pipeline IR YAML to ``output`` (local path or ``gs://``); return its size.
+
+    ``options`` are those of :func:`compile_to_bytes`.
+    """
+    data = compile_to_bytes(**options)
     storage.write_bytes(output, data)
     return len(data)
 
