@@ -100,3 +100,29 @@ def test_help_does_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False"
+
+
+@pytest.mark.e2e
+def test_time_budget_stops_starting_iterations(fashion_files, tmp_path):
+    from rachel.core.config import budget_config
+    from rachel.core.search import run_search
+
+    cfg = budget_config(
+        "smoke",
+        data_dir=str(fashion_files),
+        train_size=300,
+        val_size=100,
+        test_size=100,
+        iterations=5,
+        candidates=1,
+        max_new_layers=1,
+        max_width=16,
+        epochs=1,
+        time_budget_seconds=1.0,
+    )
+    metrics = run_search(cfg, tmp_path / "run")
+    assert metrics["iterations"] == 1  # the first iteration always runs; the next would overrun
+    events = [
+        json.loads(x) for x in (tmp_path / "run" / "search_log.jsonl").read_text().splitlines()
+    ]
+    assert any(e["event"] == "time_budget" and e["iterations_done"] == 1 for e in events)
