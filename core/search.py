@@ -17,6 +17,7 @@ land under ``output``::
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,10 @@ def run_search(
     """Run the search; returns the final metrics (also in ``output/final/metrics.json``)."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    # A folder reused from an earlier run: drop that run's artifacts first, so no stale
+    # iteration (say it004/ of a longer run) sits beside this run's.
+    for stale in ("iterations", "final"):
+        shutil.rmtree(output / stale, ignore_errors=True)
     log_path = output / "search_log.jsonl"
     log_path.write_text("")
     started = time.time()

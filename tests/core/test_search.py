@@ -126,3 +126,18 @@ def test_time_budget_stops_starting_iterations(fashion_files, tmp_path):
         json.loads(x) for x in (tmp_path / "run" / "search_log.jsonl").read_text().splitlines()
     ]
     assert any(e["event"] == "time_budget" and e["iterations_done"] == 1 for e in events)
+
+
+def test_reused_output_folder_drops_the_earlier_runs_artifacts(fashion_files, tmp_path):
+    from rachel.core.config import budget_config
+    from rachel.core.search import run_search
+
+    stale = tmp_path / "run" / "iterations" / "it007"
+    stale.mkdir(parents=True)
+    cfg = budget_config(
+        "smoke", data_dir=str(fashion_files), train_size=300, val_size=100, test_size=100,
+        iterations=1, candidates=1, max_new_layers=1, max_width=16, epochs=1,
+    )
+    run_search(cfg, tmp_path / "run")
+    assert not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "run" / "iterations").iterdir()) == ["it000"]
