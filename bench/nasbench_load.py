@@ -30,6 +30,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from table import print_key_values  # bench/table.py (the script's folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = os.environ.get(
@@ -198,11 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         ("extrapolated: only108 (1.27M records)",
          f"{result['extrapolated_only108_convert_seconds']:.0f} s"),
     ]
-    width = max(len(k) for k, _ in rows)
-    print(f"{'measure':<{width}} | value")
-    print("-" * width + "-|-" + "-" * 40)
-    for key, value in rows:
-        print(f"{key:<{width}} | {value}")
+    print_key_values(rows, "measure")
     storage.write_json(args.output, result)
     print(f"wrote {args.output}")
     return 0 if result["under_1_gib"] else 1

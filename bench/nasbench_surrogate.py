@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from table import print_key_values  # bench/table.py (the script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = os.environ.get(
     "RACHEL_NASBENCH101_TABLE",
@@ -89,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         ("fit time", f"{report.fit_seconds:.2f} s  (n_jobs={args.n_jobs})"),
         ("predict all 423,624 cells", f"{predict_all_s:.2f} s"),
     ]
-    width = max(len(k) for k, _ in rows)
-    print(f"{'metric':<{width}} | value")
-    print("-" * width + "-|-" + "-" * 40)
-    for key, value in rows:
-        print(f"{key:<{width}} | {value}")
+    print_key_values(rows, "metric")
     storage.write_json(args.output, result)
     print(f"wrote {args.output}")
     return 0

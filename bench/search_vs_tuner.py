@@ -27,12 +27,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def tuner_run(kind, splits, args, budget_seconds, workdir):
     import keras
     import keras_tuner as kt
-    import numpy as np
 
     from rachel.core.architecture import decode
     from rachel.core.input_pipeline import make_dataset
     from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
-    from rachel.core.training import TrainingSettings, compile_for_training, early_stopping
+    from rachel.core.training import (
+        TrainingSettings,
+        compile_for_training,
+        early_stopping,
+        training_datasets,
+    )
 
     max_depth = args.iterations * args.max_new_layers
     settings = TrainingSettings(
@@ -42,16 +46,7 @@ def tuner_run(kind, splits, args, budget_seconds, workdir):
         patience=args.patience,
         seed=args.seed,
     )
-    steps = int(np.ceil(len(splits.y_train) / args.batch_size))
-    train_ds = make_dataset(
-        splits.x_train,
-        splits.y_train,
-        batch_size=args.batch_size,
-        training=True,
-        augmentation=splits.augmentation,
-        seed=args.seed,
-    )
-    val_ds = make_dataset(splits.x_val, splits.y_val, batch_size=256)
+    train_ds, val_ds, steps = training_datasets(splits, settings)
 
     class BlockSpace(kt.HyperModel):
         def build(self, hp):
@@ -73,6 +68,7 @@ def tuner_run(kind, splits, args, budget_seconds, workdir):
                 epochs=kwargs.get("epochs", args.epochs),
                 initial_epoch=kwargs.get("initial_epoch", 0),
                 callbacks=[*kwargs.get("callbacks", []), early_stopping(settings)],
+                shuffle=False,  # the tf.data pipeline shuffles (seeded), as in RACHEL
                 verbose=0,
             )
 

@@ -192,6 +192,16 @@ def weigh_ensemble(
     trained = [TrainedCandidate.read(d) for d in candidate_dirs]
     fit_seed = derived_seed(config.seed, 2, iteration)
 
+    def weigh(member_logits: list[np.ndarray]) -> Any:
+        return fit_mixture_weights(
+            member_logits,
+            y_val,
+            epochs=config.ensemble_epochs,
+            learning_rate=config.ensemble_learning_rate,
+            batch_size=config.ensemble_batch_size,
+            seed=fit_seed,
+        )
+
     rewards: dict[str, float | None] = {}
     fits = {}
     for tc in trained:
@@ -205,14 +215,7 @@ def weigh_ensemble(
         started = tc.metrics.get("started_at")
         if started is not None:
             state.started_at = min(state.started_at or started, started)
-        fit = fit_mixture_weights(
-            base_logits + [tc.val_logits()],
-            y_val,
-            epochs=config.ensemble_epochs,
-            learning_rate=config.ensemble_learning_rate,
-            batch_size=config.ensemble_batch_size,
-            seed=fit_seed,
-        )
+        fit = weigh(base_logits + [tc.val_logits()])
         fits[cid] = (tc, fit)
         rewards[cid] = fit.reward
 
@@ -257,18 +260,11 @@ def weigh_ensemble(
         new_members[best_id] = tc.folder
     elif config.ensemble:
         # Re-add the previously accepted subnetwork: its weight in the mixture grows.
-        previous = next(
-            m for m in reversed(state.members) if m["candidate_id"] == state.best_candidate_id
+        index = max(
+            i for i, m in enumerate(state.members) if m["candidate_id"] == state.best_candidate_id
         )
-        state.members = state.members + [{**previous, "reused": True}]
-        refit = fit_mixture_weights(
-            state.member_logits(),
-            y_val,
-            epochs=config.ensemble_epochs,
-            learning_rate=config.ensemble_learning_rate,
-            batch_size=config.ensemble_batch_size,
-            seed=fit_seed,
-        )
+        state.members = state.members + [{**state.members[index], "reused": True}]
+        refit = weigh(base_logits + [base_logits[index]])  # logits already loaded above
         state.weights = [float(w) for w in refit.weights]
         state.objective = refit.loss
     entry.update(

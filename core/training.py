@@ -37,6 +37,21 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def training_datasets(splits: Any, settings: TrainingSettings) -> tuple[Any, Any, int]:
+    """The recipe's input pipelines: (augmented shuffled train, val, steps per epoch)."""
+    train_ds = make_dataset(
+        splits.x_train,
+        splits.y_train,
+        batch_size=settings.batch_size,
+        training=True,
+        augmentation=splits.augmentation,
+        seed=settings.seed,
+    )
+    val_ds = make_dataset(splits.x_val, splits.y_val, batch_size=max(settings.batch_size, 256))
+    steps_per_epoch = max(1, int(np.ceil(len(splits.x_train) / settings.batch_size)))
+    return train_ds, val_ds, steps_per_epoch
+
+
 def compile_for_training(
     model: Any, settings: TrainingSettings, steps_per_epoch: int, *, xla: bool
 ) -> None:
@@ -85,16 +100,7 @@ def train_candidate_model(
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: one predict function per model
     keras.utils.set_random_seed(settings.seed)
-    steps_per_epoch = max(1, int(np.ceil(len(splits.x_train) / settings.batch_size)))
-    train_ds = make_dataset(
-        splits.x_train,
-        splits.y_train,
-        batch_size=settings.batch_size,
-        training=True,
-        augmentation=splits.augmentation,
-        seed=settings.seed,
-    )
-    val_ds = make_dataset(splits.x_val, splits.y_val, batch_size=max(settings.batch_size, 256))
+    train_ds, val_ds, steps_per_epoch = training_datasets(splits, settings)
     started = time.perf_counter()
     with training_scope(devices):
         model = decode(spec, tuple(splits.input_shape), splits.num_classes)
