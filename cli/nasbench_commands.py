@@ -26,8 +26,10 @@ def register(sub: Any) -> None:
     e = nb.add_parser("evaluate", help="run the baselines through the evaluation protocol")
     e.add_argument("--table", help="Parquet table (default: the shared NAS-Bench-101 table)")
     e.add_argument(
-        "--estimator", default="real_subset", choices=("real_subset", "surrogate", "tabular")
+        "--estimator", default="auto", choices=("auto", "surrogate", "tabular", "real_subset"),
+        help="auto: tabular when the table is complete, else the surrogate on the full graph",
     )
+    e.add_argument("--report-metric", default="auto", choices=("auto", "validation", "test"))
     e.add_argument("--searchers", default="random_search,random_walk,local_search")
     e.add_argument("--k-sets", type=int, default=2, help="sets of initial states (paper: 5)")
     e.add_argument(
@@ -81,6 +83,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         estimator=args.estimator,
         searchers=tuple(s.strip() for s in args.searchers.split(",") if s.strip()),
         max_vertices=args.max_vertices,
+        report_metric=args.report_metric,
         seed=args.seed,
     )
     protocol = ProtocolConfig(
@@ -91,5 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{out['cells']:,} cells, estimator {out['estimator']} ({out['mode']} mode), "
         f"search {out['search_seconds']:.1f} s"
     )
+    for note in out["notes"].values():
+        print(f"note: {note}")
     print(f"report: {args.output}/report.md  ({', '.join(sorted(out['files']))})")
     return 0

@@ -17,7 +17,8 @@ Choices where the paper is ambiguous (documented here, tested in tests/nasbench)
 * **Neighbour subsample.** When a cell has more than ``N`` neighbours, ``N`` of them are drawn
   uniformly without replacement from the environment's generator at every observation (reset and
   every step), and shown in id order.  With ``N`` or fewer all are shown, in id order.
-* **Reward.** ``r_t = exp(alpha * acc_t) - exp(alpha * acc_{t-1})`` (section 3.2.2, alpha = 6).
+* **Reward.** ``r_t = exp(alpha * acc_t) - exp(alpha * acc_{t-1})`` (section 3.2.2, alpha = 6);
+  ``alpha=None`` is the "no shaping" setting of the section 5.3 ablation (``acc_t - acc_{t-1}``).
   The paper's "for the first timestep, since there is no previous architecture, the reward is 0"
   is the timestep that *produces* the initial state: in Gymnasium that is ``reset()``, which
   carries no reward.  Hence every ``step()`` (the first included) returns the difference between
@@ -36,6 +37,16 @@ Choices where the paper is ambiguous (documented here, tested in tests/nasbench)
   accuracy is NaN raises :class:`MissingMetricsError`.  ``"real_subset"``: neighbours and
   initial states are restricted to cells with known accuracy.  A surrogate source has no NaN,
   so both modes coincide for it.
+* **Decide / report.**  Rewards use ``accuracy`` (validation).  ``report`` (default: the same
+  array) is the accuracy a search is *reported* on (the paper reports NAS-Bench-101 test
+  accuracy); the info carries both.
+* **Episode bookkeeping.**  ``info["initial_cell_id"]`` is each env's episode's initial cell and
+  ``info["episode_ordinal"]`` the running number of that episode across all envs (episodes are
+  numbered in the order they start, envs in index order within a step), so the k-th id queued
+  with ``initial_ids`` is episode ``k`` of the queue: evaluation keeps the (set, initial state)
+  pairing.  Seeding or queueing initial states (when none is queued) restarts the numbering
+  at 0.  The final info of an ended episode has ``final_initial_cell_id`` and
+  ``final_episode_ordinal``.
 * **Queries**: distinct cells whose accuracy was read (initial and visited cells; neighbours
   shown to the agent are not queried), counted per environment across episodes.
 
@@ -106,12 +117,13 @@ class IncrementalCore:
         num_envs: int = 1,
         max_neighbours: int = 50,
         episode_length: int = TRAIN_EPISODE_LENGTH,
-        alpha: float = ALPHA_NASBENCH101,
+        alpha: float | None = ALPHA_NASBENCH101,
         mode: str = "tabular",
         zero_first_step: bool = False,
         strict: bool = False,
         vertex_range: tuple[int, int] = (2, 7),
         seed: int | None = None,
+        report: AccuracySource | np.ndarray | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}", f"use one of {MODES}")
@@ -126,7 +138,8 @@ class IncrementalCore:
         self.num_envs = int(num_envs)
         self.n = int(max_neighbours)
         self.episode_length = int(episode_length)
-        self.alpha = float(alpha)
+        self.alpha = None if alpha is None else float(alpha)
+        self.report = self.acc if report is None else accuracy_for_index(index, report)
         self.zero_first_step = zero_first_step
         self.strict = strict
         self.vertex_range = vertex_range
@@ -137,7 +150,8 @@ class IncrementalCore:
             self.indptr, self.indices = restrict_csr(index.indptr, index.indices, self.known)
         else:
             self.indptr, self.indices = index.indptr, index.indices
-        self.shaped = np.exp(self.alpha * self.acc)  # NaN stays NaN
+        # NaN stays NaN; alpha=None: no shaping
+        self.shaped = self.acc if self.alpha is None else np.exp(self.alpha * self.acc)
         # uint8 encodings plus one zero row at the end: id -1 selects padding
         self.enc = np.vstack([index.encodings, np.zeros((1, ENCODING_SIZE), np.uint8)])
         self.rng = np.random.default_rng(seed)
@@ -148,6 +162,8 @@ class IncrementalCore:
         self.prev = np.zeros(b, dtype=np.float64)
         self.shown = np.full((b, self.n), -1, dtype=np.int64)
         self.queried: list[set[int]] = [set() for _ in range(b)]
+        self.ordinal = np.full(b, -1, dtype=np.int64)
+        self.episodes_started = 0
         self._queue = np.zeros(0, dtype=np.int64)
         self.ready = np.zeros(b, dtype=bool)
         self._cdf = index.sampler_cdf(self.known if mode == "real_subset" else None,
@@ -157,10 +173,13 @@ class IncrementalCore:
     def seed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
         self._queue = np.zeros(0, dtype=np.int64)
+        self.episodes_started = 0
 
     def queue_initial(self, ids: np.ndarray) -> None:
         """Use these ids (in order) as the next initial states before sampling new ones."""
         ids = np.asarray(ids, dtype=np.int64).ravel()
+        if not self._queue.size:
+            self.episodes_started = 0  # a queued set of initial states is numbered from 0
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.index)):
             raise NasBenchError("initial id out of range", f"use ids in 0..{len(self.index) - 1}")
         if self.mode == "real_subset" and ids.size and not self.known[ids].all():
@@ -194,6 +213,8 @@ class IncrementalCore:
         self._check_known(ids)
         self.cur[envs] = ids
         self.start[envs] = ids
+        self.ordinal[envs] = self.episodes_started + np.arange(len(envs))
+        self.episodes_started += len(envs)
         self.t[envs] = 0
         self.prev[envs] = self.shaped[ids]
         self._query(envs, ids)
@@ -268,6 +289,9 @@ class IncrementalCore:
             "cell_id": self.cur.copy(),
             "accuracy": self.acc[self.cur],
             "initial_accuracy": self.acc[self.start],
+            "report_accuracy": self.report[self.cur],
+            "initial_cell_id": self.start.copy(),
+            "episode_ordinal": self.ordinal.copy(),
             "step": self.t.copy(),
             "queries": self.queries(),
         }
@@ -364,6 +388,9 @@ class NasBenchVectorEnv(VectorEnv):
             final["final_accuracy"] = core.acc[core.cur[ended]]
             final["final_initial_accuracy"] = core.acc[core.start[ended]]
             final["final_queries"] = core.queries()[ended]
+            final["final_report_accuracy"] = core.report[core.cur[ended]]
+            final["final_initial_cell_id"] = core.start[ended].copy()
+            final["final_episode_ordinal"] = core.ordinal[ended].copy()
             core.reset_envs(ended)
             core.refresh_shown(ended)
         info = core.info()

@@ -10,40 +10,53 @@ where unknown).  Accuracies are fractions in [0, 1] (not percent).
 * :class:`RealSubsetEstimator`: the same numbers restricted to the cells with real metrics,
   plus the list of those cells and uniform sampling from them (so a search can be confined to
   the 20,268 known cells of the shared table).
-* :class:`SurrogateEstimator`: XGBoost gradient-boosted trees (NAS-Bench-301 uses an XGB
-  ensemble; here one seeded model) fit on the cells with real metrics and predicting every cell
-  of the table from its structure.
+* :class:`SurrogateEstimator`: an ensemble of seeded XGBoost gradient-boosted tree models
+  (NAS-Bench-301 uses an ensemble of 10; here ``n_models``, default 1) fit on the cells with
+  real metrics and predicting every cell of the table from its structure.
 
-Cell encoding (paper section 3.2.3, the RL agent's observation, made fixed-length): the
-adjacency matrix padded to 7 vertices, strictly upper triangle flattened row-major (21 bits),
-followed by a one-hot of the label of each of the 7 vertices over (input, conv3x3, conv1x1,
-maxpool3x3, output) (35 bits; all-zero for a padding vertex).  Where the paper leaves the
-padding position open we insert padding vertices *before* the output, so the output is always
-vertex 6 and "edge into the output" is the same feature for every cell size.  (The table's own
-layout pads after the output; :func:`encode_cells` converts.)
+Choices for the surrogate (the paper uses the real table; an RL agent rewarded by a model will
+find and exploit the model's errors):
+
+* **Bounded predictions.**  Each prediction is clipped to ``[min, max]`` of the training
+  targets: unclipped, the single model predicted up to 1.0082 on cells without data while the
+  best real value is 0.949.  The bounds are stored with the model (``info["bounds"]``).
+* **Disagreement.**  With ``n_models > 1`` the models differ by seed (row and column
+  subsampling); :meth:`SurrogateEstimator.std_rows` is their standard deviation per cell, and
+  ``penalty`` > 0 scores a cell by ``mean - penalty * std`` (a pessimistic estimate that makes
+  cells the models disagree on less attractive).  Default 0: the mean, as NAS-Bench-301's
+  "denoised" setting.
+* **Fingerprint.**  :attr:`SurrogateEstimator.fingerprint` (sha256 over the models, bounds,
+  penalty and encoding) identifies the reward an agent was trained against.
+
+Cell encoding: the ONE encoding of :mod:`rachel.core.nasbench.space` (``encode_batch``; the
+agent's observation and the surrogate's features are the same 56 values).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rachel.core import storage
 from rachel.core.errors import ArtifactError, MissingMetricsError, NasBenchError
-from rachel.core.nasbench.table import MAX_VERTICES, BenchTable
+from rachel.core.nasbench.cell import ALL_LABELS
+from rachel.core.nasbench.index import read_cells
+from rachel.core.nasbench.space import ENCODING_SIZE, encode_batch
+from rachel.core.nasbench.table import BenchTable
 
-LABELS: tuple[str, ...] = ("input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "output")
-_TRIU = np.triu_indices(MAX_VERTICES, k=1)
-NUM_FEATURES = len(_TRIU[0]) + MAX_VERTICES * len(LABELS)  # 21 + 35 = 56
-ENCODING_VERSION = "adj21-onehot35-output-last-v1"
+LABELS: tuple[str, ...] = tuple(ALL_LABELS)
+NUM_FEATURES = ENCODING_SIZE  # 21 + 35 = 56
+ENCODING_VERSION = "space-tril21-onehot35-v2"
+SURROGATE_FORMAT = "rachel-surrogate-ensemble-v1"
 
 
 @runtime_checkable
@@ -63,50 +76,13 @@ class PerformanceEstimator(Protocol):
 
 
 def encode_cells(adjacency: Any, operations: Any, num_vertices: Any) -> np.ndarray:
-    """Vectorised cell encoding, ``(N, 56)`` uint8, from table columns.
+    """``(N, 56)`` uint8 encoding (:func:`space.encode_batch`) from table-layout columns.
 
     ``adjacency``: 49-char '0'/'1' strings (table layout, output at ``num_vertices-1``);
     ``operations``: a ``list<string>`` Arrow array (or a sequence of label lists);
     ``num_vertices``: ints.
     """
-    adj_strings = np.asarray(
-        adjacency.to_numpy(zero_copy_only=False)
-        if isinstance(adjacency, pa.Array | pa.ChunkedArray) else adjacency
-    ).astype(f"S{MAX_VERTICES * MAX_VERTICES}")
-    n_rows = len(adj_strings)
-    nv = np.asarray(num_vertices, dtype=np.int64)
-    if nv.shape != (n_rows,):
-        raise NasBenchError("num_vertices must have one entry per cell",
-                            "pass the table's num_vertices column")
-    old = (np.frombuffer(adj_strings.tobytes(), dtype=np.uint8).reshape(n_rows, 7, 7)
-           - ord("0")).astype(np.uint8)
-    if not isinstance(operations, pa.Array | pa.ChunkedArray):
-        operations = pa.array(list(operations), type=pa.list_(pa.string()))
-    if isinstance(operations, pa.ChunkedArray):
-        operations = operations.combine_chunks()
-    flat = pc.list_flatten(operations)
-    parents = pc.list_parent_indices(operations).to_numpy()
-    codes = pc.index_in(flat, value_set=pa.array(LABELS)).to_numpy(zero_copy_only=False)
-    if np.isnan(codes.astype(np.float64)).any():
-        raise NasBenchError("an operation label is not one of " + ", ".join(LABELS),
-                            "encode NAS-Bench-101 cells only")
-    offsets = operations.offsets.to_numpy()[:-1]
-    pos = np.arange(len(parents)) - offsets[parents] if len(parents) else parents
-    old_codes = np.full((n_rows, MAX_VERTICES + 1), -1, dtype=np.int64)
-    old_codes[parents, pos] = codes.astype(np.int64)
-    # perm[r, j] = old vertex shown at new position j (MAX_VERTICES = padding)
-    j = np.arange(MAX_VERTICES)[None, :]
-    perm = np.where(j < nv[:, None] - 1, j, MAX_VERTICES)
-    perm[:, MAX_VERTICES - 1] = nv - 1
-    old8 = np.zeros((n_rows, MAX_VERTICES + 1, MAX_VERTICES + 1), dtype=np.uint8)
-    old8[:, :MAX_VERTICES, :MAX_VERTICES] = old
-    r = np.arange(n_rows)[:, None, None]
-    new = old8[r, perm[:, :, None], perm[:, None, :]]
-    new_codes = old_codes[np.arange(n_rows)[:, None], perm]
-    onehot = (new_codes[:, :, None] == np.arange(len(LABELS))[None, None, :]).astype(np.uint8)
-    return np.concatenate(
-        [new[:, _TRIU[0], _TRIU[1]], onehot.reshape(n_rows, -1)], axis=1
-    )
+    return encode_batch(*read_cells(adjacency, operations, num_vertices))
 
 
 def encode_table_rows(bench: BenchTable, rows: np.ndarray | None = None) -> np.ndarray:
@@ -216,24 +192,33 @@ DEFAULT_XGB_PARAMS: dict[str, Any] = {
 
 
 class SurrogateEstimator(_ByRow):
-    """XGBoost regression of mean validation accuracy on the cell encoding.
+    """A bounded ensemble of XGBoost regressions of mean validation accuracy on the encoding.
 
     Predicts every cell of the table (NaN only for hashes not in the table).  Build with
-    :meth:`fit` or :meth:`load`.
+    :meth:`fit` or :meth:`load`.  See the module docstring for bounds, disagreement, penalty.
     """
 
     name = "surrogate-xgb"
 
-    def __init__(self, bench: BenchTable, booster: Any, info: dict[str, Any]) -> None:
+    def __init__(self, bench: BenchTable, boosters: Any, info: dict[str, Any]) -> None:
         self.bench = bench
-        self.booster = booster
+        self.boosters = list(boosters) if isinstance(boosters, list | tuple) else [boosters]
         self.info = info
+        lo, hi = info.get("bounds", (-np.inf, np.inf))
+        self.bounds = (float(lo), float(hi))
+        self.penalty = float(info.get("penalty", 0.0))
+
+    @property
+    def booster(self) -> Any:
+        """The first model of the ensemble."""
+        return self.boosters[0]
 
     @classmethod
     def fit(cls, bench: BenchTable, rows: np.ndarray | None = None, *, seed: int = 0,
-            params: dict[str, Any] | None = None, n_jobs: int | None = None
-            ) -> SurrogateEstimator:
-        """Fit on ``rows`` (default: every cell with a known validation accuracy)."""
+            params: dict[str, Any] | None = None, n_jobs: int | None = None,
+            n_models: int = 1, penalty: float = 0.0) -> SurrogateEstimator:
+        """Fit ``n_models`` seeded models on ``rows`` (default: every cell with a known
+        validation accuracy); model ``m`` uses seed ``seed + m``."""
         import xgboost as xgb
 
         if rows is None:
@@ -246,18 +231,31 @@ class SurrogateEstimator(_ByRow):
                 f"({int(np.isnan(y).sum())} without a validation accuracy)",
                 "fit on at least 10 cells with known metrics",
             )
+        if n_models < 1 or penalty < 0:
+            raise NasBenchError(f"n_models={n_models}, penalty={penalty}",
+                                "use n_models >= 1 and penalty >= 0")
         merged = {**DEFAULT_XGB_PARAMS, **(params or {})}
-        model = xgb.XGBRegressor(**merged, random_state=seed, n_jobs=n_jobs)
+        x = encode_table_rows(bench, rows).astype(np.float32)
         start = time.perf_counter()
-        model.fit(encode_table_rows(bench, rows).astype(np.float32), y)
+        boosters = []
+        for m in range(n_models):
+            model = xgb.XGBRegressor(**merged, random_state=seed + m, n_jobs=n_jobs)
+            model.fit(x, y)
+            boosters.append(model.get_booster())
         info = {"encoding": ENCODING_VERSION, "seed": seed, "params": merged,
+                "n_models": n_models, "penalty": float(penalty),
+                "bounds": [float(y.min()), float(y.max())],
                 "n_train": int(len(rows)), "fit_seconds": time.perf_counter() - start,
                 "target": "mean 108-epoch validation accuracy"}
-        return cls(bench, model.get_booster(), info)
+        return cls(bench, boosters, info)
+
+    @cached_property
+    def _all_features(self) -> np.ndarray:
+        return encode_table_rows(self.bench)
 
     @cached_property
     def _predictions(self) -> np.ndarray:
-        return self.predict_features(encode_table_rows(self.bench))
+        return self.predict_features(self._all_features)
 
     def _row_values(self) -> np.ndarray:
         return self._predictions
@@ -269,45 +267,91 @@ class SurrogateEstimator(_ByRow):
             return self.predict_features(encode_table_rows(self.bench, unique))[inverse]
         return self._predictions[rows]
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """Predictions for an ``(N, 56)`` encoding matrix."""
+    def member_predictions(self, features: np.ndarray) -> np.ndarray:
+        """``(n_models, N)`` bounded predictions of every model for an ``(N, 56)`` matrix."""
         x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != NUM_FEATURES:
             raise NasBenchError(f"features must have shape (N, {NUM_FEATURES}), got {x.shape}",
                                 "encode cells with encode_cells()")
-        return np.asarray(self.booster.inplace_predict(x), dtype=np.float64)
+        raw = np.stack([np.asarray(b.inplace_predict(x), dtype=np.float64)
+                        for b in self.boosters])
+        return np.clip(raw, *self.bounds)
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """The score of each row of an ``(N, 56)`` encoding matrix: ensemble mean, minus
+        ``penalty`` x the ensemble's standard deviation, within the bounds."""
+        members = self.member_predictions(features)
+        mean = members.mean(axis=0)
+        if self.penalty and len(members) > 1:
+            mean = np.clip(mean - self.penalty * members.std(axis=0), *self.bounds)
+        return mean
+
+    def std_features(self, features: np.ndarray) -> np.ndarray:
+        """The ensemble's disagreement (standard deviation over models) per row; 0 for one."""
+        return self.member_predictions(features).std(axis=0)
 
     def predict_rows(self, rows: np.ndarray) -> np.ndarray:
         return self._predictions[np.asarray(rows, dtype=np.int64)]
 
+    def std_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self.std_features(self._all_features[np.asarray(rows, dtype=np.int64)])
+
+    def _raw_models(self) -> list[bytes]:
+        return [bytes(b.save_raw(raw_format="json")) for b in self.boosters]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 over the models, the bounds, the penalty and the encoding version."""
+        h = hashlib.sha256()
+        h.update(json.dumps([ENCODING_VERSION, list(self.bounds), self.penalty]).encode())
+        for raw in self._raw_models():
+            h.update(hashlib.sha256(raw).digest())
+        return h.hexdigest()
+
     def save(self, uri: str | os.PathLike[str]) -> None:
-        """Write the model (XGBoost JSON with our metadata as attributes), atomically."""
-        self.booster.set_attr(rachel_info=json.dumps(self.info))
-        storage.write_bytes(uri, bytes(self.booster.save_raw(raw_format="json")))
+        """Write the ensemble (one JSON file: our metadata + each XGBoost model), atomically."""
+        storage.write_json(uri, {
+            "format": SURROGATE_FORMAT, "info": self.info, "fingerprint": self.fingerprint,
+            "models": [base64.b64encode(raw).decode("ascii") for raw in self._raw_models()],
+        })
 
     @classmethod
     def load(cls, uri: str | os.PathLike[str], bench: BenchTable) -> SurrogateEstimator:
         import xgboost as xgb
 
-        data = storage.read_bytes(uri)
-        booster = xgb.Booster()
         try:
-            booster.load_model(bytearray(data))
-            info = json.loads(booster.attr("rachel_info") or "null")
-        except (xgb.core.XGBoostError, json.JSONDecodeError) as err:
+            data = json.loads(storage.read_bytes(uri))
+            if not isinstance(data, dict) or data.get("format") != SURROGATE_FORMAT:
+                raise ValueError("not a rachel surrogate file")
+            boosters = []
+            for raw in data["models"]:
+                booster = xgb.Booster()
+                booster.load_model(bytearray(base64.b64decode(raw)))
+                boosters.append(booster)
+            info = data["info"]
+        except (xgb.core.XGBoostError, ValueError, KeyError, TypeError) as err:
             raise ArtifactError(f"{uri} is not a saved surrogate ({err})",
                                 "re-run SurrogateEstimator.fit(...).save(uri)") from err
-        if not isinstance(info, dict) or info.get("encoding") != ENCODING_VERSION:
+        if info.get("encoding") != ENCODING_VERSION:
             raise ArtifactError(
-                f"{uri} was saved with another cell encoding ({info and info.get('encoding')})",
+                f"{uri} was saved with another cell encoding ({info.get('encoding')})",
                 "re-fit the surrogate with this version",
             )
-        return cls(bench, booster, info)
+        return cls(bench, boosters, info)
+
+
+TOP_K = (10, 50, 100)
 
 
 @dataclass(frozen=True)
 class SurrogateReport:
-    """Held-out quality of the surrogate (accuracies as fractions)."""
+    """Held-out quality of the surrogate (accuracies as fractions).
+
+    ``top_k[k]``: among the held-out cells, the true accuracy of the surrogate's ``k`` best
+    (mean and best) against the true ``k`` best (the oracle), since a search ends at the top
+    of the ranking.  ``disagreement`` (ensembles only): the mean held-out standard deviation
+    over models and its Spearman correlation with the absolute error.
+    """
 
     split: str
     n_train: int
@@ -319,20 +363,47 @@ class SurrogateReport:
     median_abs_error: float
     fit_seconds: float
     seed: int
+    n_models: int = 1
+    max_prediction_all_cells: float = float("nan")
+    top_k: dict[str, dict[str, float]] = field(default_factory=dict)
+    disagreement: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def top_k_quality(pred: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = TOP_K
+                  ) -> dict[str, dict[str, float]]:
+    """True accuracy of the predicted top-k against the true top-k (see SurrogateReport)."""
+    out: dict[str, dict[str, float]] = {}
+    by_pred = np.argsort(-pred, kind="stable")
+    by_true = np.sort(truth)[::-1]
+    for k in ks:
+        if k > len(truth):
+            continue
+        picked = truth[by_pred[:k]]
+        out[str(k)] = {
+            "true_mean_of_predicted_top": float(picked.mean()),
+            "true_best_of_predicted_top": float(picked.max()),
+            "oracle_mean_of_top": float(by_true[:k].mean()),
+            "oracle_best": float(by_true[0]),
+            "overlap": float(len(np.intersect1d(by_pred[:k], np.argsort(-truth)[:k])) / k),
+        }
+    return out
+
+
 def evaluate_surrogate(bench: BenchTable, *, test_fraction: float = 0.2, seed: int = 0,
                        max_cells: int | None = None, params: dict[str, Any] | None = None,
-                       n_jobs: int | None = None) -> tuple[SurrogateEstimator, SurrogateReport]:
+                       n_jobs: int | None = None, n_models: int = 1, penalty: float = 0.0,
+                       predict_all: bool = False
+                       ) -> tuple[SurrogateEstimator, SurrogateReport]:
     """Fit on a seeded random split of the cells with real metrics; score the held-out part.
 
     ``max_cells`` first draws that many real cells at random (same seed) for quick checks.
     ``rmse_constant`` is the RMSE of predicting the training mean, the baseline to beat.  The
     RMSE is dominated by the few cells that do not train (accuracy ~10 %); the median absolute
-    error describes the typical cell.
+    error describes the typical cell.  ``predict_all`` also reports the largest prediction over
+    every cell of the table (a check of the bounds).
     """
     from scipy import stats
 
@@ -346,12 +417,22 @@ def evaluate_surrogate(bench: BenchTable, *, test_fraction: float = 0.2, seed: i
     perm = rng.permutation(real)
     n_test = max(1, int(round(test_fraction * len(perm))))
     test_rows, train_rows = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    model = SurrogateEstimator.fit(bench, train_rows, seed=seed, params=params, n_jobs=n_jobs)
-    pred = model.predict_features(encode_table_rows(bench, test_rows))
+    model = SurrogateEstimator.fit(bench, train_rows, seed=seed, params=params, n_jobs=n_jobs,
+                                   n_models=n_models, penalty=penalty)
+    features = encode_table_rows(bench, test_rows)
+    pred = model.predict_features(features)
     truth = bench.val_mean[test_rows]
     split = (f"{100 * (1 - test_fraction):.0f}/{100 * test_fraction:.0f} random split "
              f"(numpy default_rng({seed})) of {len(perm)} cells with real 108-epoch "
              f"validation accuracy")
+    disagreement: dict[str, float] = {}
+    if n_models > 1:
+        std = model.std_features(features)
+        disagreement = {
+            "mean_std": float(std.mean()),
+            "spearman_std_vs_abs_error": float(stats.spearmanr(std, np.abs(pred - truth))
+                                               .statistic),
+        }
     report = SurrogateReport(
         split=split, n_train=len(train_rows), n_test=len(test_rows),
         kendall_tau=float(stats.kendalltau(pred, truth).statistic),
@@ -359,6 +440,9 @@ def evaluate_surrogate(bench: BenchTable, *, test_fraction: float = 0.2, seed: i
         rmse=float(np.sqrt(np.mean((pred - truth) ** 2))),
         rmse_constant=float(np.sqrt(np.mean((bench.val_mean[train_rows].mean() - truth) ** 2))),
         median_abs_error=float(np.median(np.abs(pred - truth))),
-        fit_seconds=float(model.info["fit_seconds"]), seed=seed,
+        fit_seconds=float(model.info["fit_seconds"]), seed=seed, n_models=n_models,
+        max_prediction_all_cells=(float(model.predict_rows(np.arange(len(bench))).max())
+                                  if predict_all else float("nan")),
+        top_k=top_k_quality(pred, truth), disagreement=disagreement,
     )
     return model, report

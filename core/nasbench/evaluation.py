@@ -5,9 +5,13 @@ A searcher is anything that turns an initial cell into a *trace*: an object with
 (:class:`TraceLike`; ``baselines.SearchTrace`` and the later RL agent both fit).  The harness:
 
 1. :func:`draw_initial_sets` - K sets of M initial states (paper: 5 x 10,000), seeded;
-2. :func:`run_protocol` - runs every searcher from every initial state.  Episode ``i`` of set
-   ``s`` gets ``np.random.default_rng([seed, s, i])`` for every searcher (common random
-   numbers), so searchers are compared on the same starts and the same random streams;
+2. :func:`run_protocol` - runs every searcher from every initial state.  A searcher may be
+   several trained agents (the paper's 5 agents x 5 sets x 10,000 states): traces are then in
+   (agent, set, state) order.  Episode ``i`` of set ``s`` gets
+   ``np.random.default_rng([seed, s, i])`` for every searcher and agent (common random
+   numbers), so searchers are compared on the same starts and the same random streams.  A
+   searcher with a ``run_batch(states, set_index, seed)`` method (the RL agent, which steps a
+   vector environment) runs a whole set at once and returns its traces in state order;
 3. :func:`evaluate` - the paper's analyses:
 
    * improvement per episode (``final - initial``): histogram (range +-12.5 points, the
@@ -22,9 +26,18 @@ Choices where the paper is not explicit (all documented in the report):
 
 * **Query accounting.**  The paper counts one query per *episode* for random search, random walk
   and Ape-X (the episode's final architecture), and every neighbour evaluated for local search.
-  Here each searcher has an accounting mode: ``"queries"`` (every element of ``queried`` is a
-  query) or ``"episode"`` (one query per episode, valued at ``final_accuracy``).  The default is
-  ``"queries"``; pass ``accounting={"random_walk": "episode", ...}`` for the paper's setting.
+  Each searcher has an accounting mode: ``"queries"`` (every element of ``queried`` is a
+  query) or ``"episode"`` (one query per episode, valued at ``final_accuracy``).  There is no
+  default: :func:`evaluate` needs one entry per searcher (``baselines.ACCOUNTING`` holds the
+  paper's for the baselines).
+* **Decide and report.**  Searchers decide on ``queried`` (validation); the statistics are
+  reported on the trace's report metric (``reported`` / ``initial_report`` / ``final_report``,
+  the decide values where a trace has none): best-found at q is the report value of the query
+  with the best *decide* value among the first q (ties: the later query), and improvements are
+  ``final_report - initial_report``.  ``evaluate(metrics=...)`` names both in the summary.
+* **Agents.**  With ``agents={name: A}`` a searcher's traces are A equal blocks (one per
+  agent); runs are chained within a block, the pooled table is over all runs, and
+  ``per_agent`` holds each agent's table.
 * **Runs.**  A "search run" of Q queries is formed by chaining consecutive episodes (in the order
   given, i.e. initial-state order) until Q queries are reached; the query that completes the
   run ends it and the rest of that episode is dropped.  An incomplete last run is dropped when at
@@ -88,14 +101,15 @@ class ProtocolConfig:
     hist_bins: int = 50
     bootstrap_method: str = "percentile"
     seed: int = 0
+    n_agents: int = 1
 
     @classmethod
     def paper(cls, **overrides: Any) -> ProtocolConfig:
-        """5 sets x 10,000 initial states, 5,000 bootstrap resamples (section 4.1.1)."""
-        return cls(**{"k_sets": 5, "m_states": 10_000, **overrides})
+        """5 agents x 5 sets x 10,000 initial states, 5,000 bootstrap resamples (section 4.1.1)."""
+        return cls(**{"k_sets": 5, "m_states": 10_000, "n_agents": 5, **overrides})
 
     def validate(self) -> None:
-        if self.k_sets < 1 or self.m_states < 1:
+        if self.k_sets < 1 or self.m_states < 1 or self.n_agents < 1:
             raise ConfigError(f"k_sets and m_states must be >= 1 (got {self.k_sets}, "
                               f"{self.m_states})", "use e.g. k_sets=5, m_states=10000")
         if not self.budgets or min(self.budgets) < 1 or not self.curve_lengths:
@@ -137,17 +151,33 @@ def draw_initial_sets(sample: Callable[[np.random.Generator, int], Sequence[Any]
     return sets
 
 
-def run_protocol(searchers: Mapping[str, Searcher], initial_sets: Sequence[Sequence[Any]],
+def run_protocol(searchers: Mapping[str, Searcher | Sequence[Searcher]],
+                 initial_sets: Sequence[Sequence[Any]],
                  seed: int = 0) -> dict[str, list[TraceLike]]:
-    """Every searcher from every initial state; traces in (set, state) order."""
+    """Every searcher (every agent of it) from every initial state; traces in
+    (agent, set, state) order.  See the module docstring for batch searchers."""
     out: dict[str, list[TraceLike]] = {}
     for name, searcher in searchers.items():
-        traces = []
-        for s, states in enumerate(initial_sets):
-            for i, state in enumerate(states):
-                traces.append(searcher(state, np.random.default_rng([seed, s, i])))
+        agents = list(searcher) if isinstance(searcher, list | tuple) else [searcher]
+        traces: list[TraceLike] = []
+        for agent in agents:
+            for s, states in enumerate(initial_sets):
+                if hasattr(agent, "run_batch"):
+                    got = list(agent.run_batch(list(states), s, seed))
+                    if len(got) != len(states):
+                        raise ConfigError(f"{name}: run_batch returned {len(got)} traces for "
+                                          f"{len(states)} states", "return one per state")
+                    traces.extend(got)
+                    continue
+                for i, state in enumerate(states):
+                    traces.append(agent(state, np.random.default_rng([seed, s, i])))
         out[name] = traces
     return out
+
+
+def agents_of(searchers: Mapping[str, Searcher | Sequence[Searcher]]) -> dict[str, int]:
+    """The number of agents of each searcher (for :func:`evaluate`'s ``agents``)."""
+    return {k: len(v) if isinstance(v, list | tuple) else 1 for k, v in searchers.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -155,10 +185,18 @@ def run_protocol(searchers: Mapping[str, Searcher], initial_sets: Sequence[Seque
 # --------------------------------------------------------------------------------------
 
 
+def _report_of(trace: TraceLike, name: str, fallback: str) -> Any:
+    value = getattr(trace, name, None)
+    return getattr(trace, fallback) if value is None else value
+
+
 def improvements(traces: Sequence[TraceLike]) -> tuple[np.ndarray, np.ndarray]:
-    """``(initial, final - initial)`` per episode (NaN where either accuracy is unknown)."""
-    initial = np.array([float(t.initial_accuracy) for t in traces], dtype=np.float64)
-    final = np.array([float(t.final_accuracy) for t in traces], dtype=np.float64)
+    """``(initial, final - initial)`` per episode on the report metric (NaN where either
+    accuracy is unknown)."""
+    initial = np.array([float(_report_of(t, "initial_report", "initial_accuracy"))
+                        for t in traces], dtype=np.float64)
+    final = np.array([float(_report_of(t, "final_report", "final_accuracy")) for t in traces],
+                     dtype=np.float64)
     return initial, final - initial
 
 
@@ -191,46 +229,66 @@ def improvement_stats(delta: np.ndarray, config: ProtocolConfig) -> dict[str, An
     return out
 
 
-def trace_queries(trace: TraceLike, mode: Accounting) -> np.ndarray:
-    """The query values one episode contributes under an accounting mode."""
+def trace_queries(trace: TraceLike, mode: Accounting) -> tuple[np.ndarray, np.ndarray]:
+    """The (decide, report) query values one episode contributes under an accounting mode."""
     if mode == "episode":
-        return np.array([float(trace.final_accuracy)], dtype=np.float64)
+        return (np.array([float(trace.final_accuracy)], dtype=np.float64),
+                np.array([float(_report_of(trace, "final_report", "final_accuracy"))],
+                         dtype=np.float64))
     if mode == "queries":
-        return np.asarray(trace.queried, dtype=np.float64).reshape(-1)
+        values = np.asarray(trace.queried, dtype=np.float64).reshape(-1)
+        reported = getattr(trace, "reported", None)
+        return values, (values if reported is None
+                        else np.asarray(reported, dtype=np.float64).reshape(-1))
     raise ConfigError(f"unknown accounting mode {mode!r}", "use 'queries' or 'episode'")
 
 
 def chain_runs(traces: Sequence[TraceLike], max_queries: int, mode: Accounting
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chain episodes into runs of ``max_queries`` queries.
 
-    Returns ``(values, lengths)``: ``values`` is ``(R, max_queries)`` of raw query values (the
-    last value carried forward past an incomplete run's end), ``lengths`` the number of real
-    queries in each run.
+    Returns ``(values, reported, lengths)``: ``values`` and ``reported`` are
+    ``(R, max_queries)`` decide / report query values (NaN past an incomplete run's end),
+    ``lengths`` the number of real queries in each run.
     """
-    runs: list[np.ndarray] = []
-    current: list[np.ndarray] = []
+    runs: list[tuple[np.ndarray, np.ndarray]] = []
+    current: list[tuple[np.ndarray, np.ndarray]] = []
     filled = 0
     for trace in traces:
-        values = trace_queries(trace, mode)
+        values, reported = trace_queries(trace, mode)
         if len(values) == 0:
             continue
-        take = values[: max_queries - filled]
-        current.append(take)
-        filled += len(take)
+        n = max_queries - filled
+        current.append((values[:n], reported[:n]))
+        filled += len(values[:n])
         if filled == max_queries:
-            runs.append(np.concatenate(current))
+            runs.append(_join(current))
             current, filled = [], 0
     if filled and not runs:
-        runs.append(np.concatenate(current))
+        runs.append(_join(current))
     if not runs:
-        return np.empty((0, max_queries)), np.empty(0, dtype=np.int64)
-    lengths = np.array([len(r) for r in runs], dtype=np.int64)
-    out = np.empty((len(runs), max_queries), dtype=np.float64)
-    for i, r in enumerate(runs):
-        out[i, : len(r)] = r
-        out[i, len(r):] = np.nan
-    return out, lengths
+        empty = np.empty((0, max_queries))
+        return empty, empty.copy(), np.empty(0, dtype=np.int64)
+    lengths = np.array([len(r[0]) for r in runs], dtype=np.int64)
+    out = np.full((2, len(runs), max_queries), np.nan, dtype=np.float64)
+    for i, (v, r) in enumerate(runs):
+        out[0, i, : len(v)] = v
+        out[1, i, : len(r)] = r
+    return out[0], out[1], lengths
+
+
+def _join(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def reported_best(values: np.ndarray, reported: np.ndarray) -> np.ndarray:
+    """At each query, the report value of the best decide value so far (ties: the later)."""
+    best = best_so_far(values)
+    pos = np.broadcast_to(np.arange(values.shape[-1]), values.shape)
+    hit = np.where(values >= best, pos, 0)  # NaN compares False
+    idx = np.maximum.accumulate(hit, axis=-1)
+    out = np.take_along_axis(reported, idx, axis=-1)
+    return np.where(np.isnan(best), np.nan, out)
 
 
 def best_so_far(values: np.ndarray) -> np.ndarray:
@@ -322,32 +380,56 @@ class EvaluationResult:
 
 
 def evaluate(traces: Mapping[str, Sequence[TraceLike]], config: ProtocolConfig | None = None, *,
-             accounting: Mapping[str, Accounting] | None = None,
-             default_accounting: Accounting = "queries") -> EvaluationResult:
-    """Run every analysis of the protocol on the traces of each searcher."""
+             accounting: Mapping[str, Accounting], agents: Mapping[str, int] | None = None,
+             metrics: Mapping[str, str] | None = None) -> EvaluationResult:
+    """Run every analysis of the protocol on the traces of each searcher.
+
+    ``accounting`` must name the mode of every searcher (no default; see the module
+    docstring).  ``agents`` gives the number of agents per searcher (default 1); ``metrics``
+    names the decide and report metrics in the summary.
+    """
     config = config or ProtocolConfig()
     config.validate()
     if not traces:
         raise ConfigError("no searchers to evaluate", "pass {name: [trace, ...]}")
-    accounting = dict(accounting or {})
+    missing = sorted(set(traces) - set(accounting))
+    if missing:
+        raise ConfigError(f"no query accounting for {missing}",
+                          "pass accounting={name: 'episode' | 'queries'} for every searcher "
+                          "(baselines.ACCOUNTING has the paper's)")
+    agents = dict(agents or {})
+    names = dict(metrics or {})
     summary: dict[str, Any] = {
         "config": asdict(config),
+        "metrics": {"decide": names.get("decide", "validation accuracy"),
+                    "report": names.get("report", "validation accuracy")},
         "notes": {
             "accuracy_units": "fractions (0.9 = 90 %)",
-            "runs": "episodes chained in order into runs of Q queries; bootstrap over runs",
+            "runs": "episodes chained in order into runs of Q queries (within an agent); "
+                    "bootstrap over runs",
             "bootstrap": f"scipy.stats.bootstrap, {config.n_resamples} resamples, "
                          f"method={config.bootstrap_method}, confidence {config.confidence}",
         },
         "searchers": {},
     }
+    if "report_note" in names:
+        summary["notes"]["report"] = names["report_note"]
     raw: dict[str, dict[str, np.ndarray]] = {}
+    longest = min(x for x in config.curve_lengths if x >= max(config.budgets))
     for idx, (name, episode_traces) in enumerate(traces.items()):
-        mode = accounting.get(name, default_accounting)
+        mode = accounting[name]
         if not episode_traces:
             raise ConfigError(f"searcher {name!r} has no traces", "run it before evaluating")
+        n_agents = int(agents.get(name, 1))
+        if n_agents < 1 or len(episode_traces) % n_agents:
+            raise ConfigError(f"{name}: {len(episode_traces)} traces do not split into "
+                              f"{n_agents} agents", "give every agent the same initial sets")
+        per = len(episode_traces) // n_agents
+        blocks = [episode_traces[a * per:(a + 1) * per] for a in range(n_agents)]
         initial, delta = improvements(episode_traces)
         entry: dict[str, Any] = {
             "episodes": len(episode_traces),
+            "agents": n_agents,
             "accounting": mode,
             "improvement": improvement_stats(delta, config),
             "curves": {},
@@ -355,13 +437,18 @@ def evaluate(traces: Mapping[str, Sequence[TraceLike]], config: ProtocolConfig |
         raw[name] = {"initial": initial, "improvement": delta}
         seed = config.seed * 1_000_003 + idx * 10_007
         for length in sorted(set(config.curve_lengths)):
-            values, lengths = chain_runs(episode_traces, length, mode)
-            best = best_so_far(values)
+            chained = [chain_runs(b, length, mode) for b in blocks]
+            best = np.concatenate([reported_best(v, r) for v, r, _ in chained])
+            lengths = np.concatenate([n for _, _, n in chained])
             curve = query_curve(best, config, seed + length)
             curve["complete_runs"] = int(np.sum(lengths == length))
             entry["curves"][str(length)] = curve
-            if length == min(x for x in config.curve_lengths if x >= max(config.budgets)):
+            if length == longest:
                 entry["table"] = budget_table(best, lengths, config, seed)
+                if n_agents > 1:
+                    entry["per_agent"] = [
+                        budget_table(reported_best(v, r), n, config, seed + a)
+                        for a, (v, r, n) in enumerate(chained)]
         summary["searchers"][name] = entry
     return EvaluationResult(summary, raw)
 
@@ -382,6 +469,9 @@ def markdown_report(summary: Mapping[str, Any]) -> str:
     lines = ["# NAS-Bench evaluation", "",
              f"Best accuracy found after a given number of queries (mean ± std, "
              f"{round(100 * config['confidence'])}% bootstrap CI over runs).", ""]
+    if "metrics" in summary:
+        lines[2:2] = [f"Decided on {summary['metrics']['decide']}; reported on "
+                      f"{summary['metrics']['report']}.", ""]
     head = "| Algorithm | " + " | ".join(f"#Q | μ ± σ @{b} | CI @{b}" for b in budgets) + " |"
     lines += [head, "|" + "---|" * (1 + 3 * len(budgets))]
     for name, entry in summary["searchers"].items():

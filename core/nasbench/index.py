@@ -75,21 +75,30 @@ def _pack_arrays(adj: np.ndarray, labels: np.ndarray, nv: np.ndarray) -> np.ndar
     return code
 
 
-def _read_structure(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(hashes S32, adj (N,7,7) uint8, labels (N,7) int8, nv (N,) uint8) from a pyarrow table."""
-    for col in STRUCTURE_COLUMNS:
-        if col not in table.column_names:
-            raise NasBenchError(f"table has no column {col!r}",
-                                "pass the nasbench101_108.parquet structure table")
-    n = table.num_rows
-    hashes = np.array(table.column("module_hash").to_pylist(), dtype="S32")
-    adj_col = table.column("adjacency").combine_chunks()
+def read_cells(adjacency: Any, operations: Any, num_vertices: Any
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(adj (N,7,7) uint8, labels (N,7) int8, nv (N,) uint8)`` from table-layout columns.
+
+    ``adjacency``: 49-char '0'/'1' strings; ``operations``: a ``list<string>`` Arrow array or a
+    sequence of label lists; ``num_vertices``: ints.  Labels are the official integers
+    (-1 input, -2 output, 0..2 = index in :data:`OPS`).
+    """
+    if not isinstance(adjacency, pa.Array | pa.ChunkedArray):
+        adjacency = pa.array(list(adjacency), type=pa.string())
+    if not isinstance(operations, pa.Array | pa.ChunkedArray):
+        operations = pa.array(list(operations), type=pa.list_(pa.string()))
+    adj_col = adjacency.combine_chunks() if isinstance(adjacency, pa.ChunkedArray) else adjacency
+    ops_col = (operations.combine_chunks() if isinstance(operations, pa.ChunkedArray)
+               else operations)
+    n = len(adj_col)
     if n and pc.min(pc.utf8_length(adj_col)).as_py() != 49:
         raise NasBenchError("adjacency strings must have 49 chars", "check the table")
     raw = np.frombuffer(b"".join(x.encode() for x in adj_col.to_pylist()), dtype=np.uint8)
     adj = (raw.reshape(n, MAX_VERTICES, MAX_VERTICES) - ord("0")).astype(np.uint8)
-    nv = np.asarray(table.column("num_vertices").to_numpy(), dtype=np.uint8)
-    ops_col = table.column("operations").combine_chunks()
+    nv = np.asarray(num_vertices, dtype=np.uint8).reshape(-1)
+    if nv.shape != (n,):
+        raise NasBenchError("num_vertices must have one entry per cell",
+                            "pass the table's num_vertices column")
     flat = ops_col.flatten()
     lens = pc.list_value_length(ops_col).to_numpy()
     if not np.array_equal(lens, nv):
@@ -103,6 +112,18 @@ def _read_structure(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray
     rows = np.repeat(np.arange(n), lens)
     pos = np.arange(len(codes)) - np.repeat(np.cumsum(lens) - lens, lens)
     labels[rows, pos] = codes
+    return adj, labels, nv
+
+
+def _read_structure(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes S32, adj (N,7,7) uint8, labels (N,7) int8, nv (N,) uint8) from a pyarrow table."""
+    for col in STRUCTURE_COLUMNS:
+        if col not in table.column_names:
+            raise NasBenchError(f"table has no column {col!r}",
+                                "pass the nasbench101_108.parquet structure table")
+    hashes = np.array(table.column("module_hash").to_pylist(), dtype="S32")
+    adj, labels, nv = read_cells(table.column("adjacency"), table.column("operations"),
+                                 table.column("num_vertices").to_numpy())
     return hashes, adj, labels, nv
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rachel.core.errors import ConfigError, MissingMetricsError
+from rachel.core.errors import MissingMetricsError
 from rachel.core.nasbench.baselines import (
     SearchProblem,
     SearchTrace,
@@ -37,24 +37,36 @@ def test_search_trace_is_frozen():
     assert t.best_so_far().tolist() == [0.1, 0.3, 0.3]
 
 
-def test_random_search_budget_and_distinct(real, small_table_accuracy):
-    rng = np.random.default_rng(0)
-    t = random_search(real, 40, rng)
-    assert len(t.queried) == 40
-    assert np.isfinite(t.queried).all()
-    known = small_table_accuracy[~np.isnan(small_table_accuracy)]
-    assert set(t.queried.tolist()) <= set(known.tolist())
-    assert t.initial_accuracy == t.queried[0] and t.final_accuracy == t.queried.max()
-    with pytest.raises(ConfigError):
-        random_search(real, 0, rng)
-    q = random_search(real, 40, rng, sampler="quasi")
-    assert len(q.queried) == 40 and np.isfinite(q.queried).all()
+def test_random_search_is_one_quasi_uniform_architecture(dense, small_index):
+    start = 7
+    t = random_search(dense, np.random.default_rng(0), initial_id=start)
+    assert len(t.queried) == 1 and t.final_accuracy == t.queried[0]
+    assert t.initial_accuracy == dense.acc[start]  # the episode's initial state, not a query
+    # the sampler is the environment's quasi-uniform one: every size 2..5 about equally likely,
+    # although uniform over ids would give 5-vertex cells 2,441 times in 2,532
+    nv = small_index.num_vertices
+    picks = [int(np.flatnonzero(dense.acc == random_search(dense, np.random.default_rng(i))
+                                .final_accuracy)[0]) for i in range(400)]
+    share = np.bincount(nv[picks], minlength=6)[2:] / 400
+    assert share.min() > 0.15 and share.max() < 0.35, share
+    assert np.bincount(nv, minlength=6)[5] / len(nv) > 0.9
 
 
 def test_random_search_tabular_hits_missing(small_index, small_table_accuracy):
+    problem = SearchProblem(small_index, small_table_accuracy, mode="tabular", **SMALL)
     with pytest.raises(MissingMetricsError):
-        random_search(SearchProblem(small_index, small_table_accuracy, mode="tabular", **SMALL),
-                      200, np.random.default_rng(1))
+        for i in range(200):
+            random_search(problem, np.random.default_rng(i),
+                          initial_id=int(np.flatnonzero(~np.isnan(small_table_accuracy))[0]))
+
+
+def test_report_metric_travels_with_the_trace(small_index, small_dense_accuracy):
+    report = small_dense_accuracy - 0.5
+    problem = SearchProblem(small_index, small_dense_accuracy, report=report, **SMALL)
+    t = random_walk(problem, np.random.default_rng(1), initial_id=3)
+    np.testing.assert_allclose(t.reported, t.queried - 0.5)
+    assert t.initial_report == pytest.approx(t.initial_accuracy - 0.5)
+    assert t.final_report == pytest.approx(t.final_accuracy - 0.5)
 
 
 def test_random_walk_is_a_walk(dense):
@@ -95,5 +107,12 @@ def test_local_search_budget_with_restarts(real):
     t = local_search(real, rng, budget=120)
     assert len(t.queried) == 120
     assert t.final_accuracy == t.queried.max()
-    rs = random_search(real, 120, np.random.default_rng(6))
-    assert len(rs.queried) == 120
+
+
+def test_local_search_pays_every_neighbour_at_every_step(dense):
+    # the paper's accounting: a neighbour inspected again at a later step is paid again
+    paid = [len(local_search(dense, np.random.default_rng(i)).queried) for i in range(20)]
+    distinct = [len(local_search(dense, np.random.default_rng(i), distinct=True).queried)
+                for i in range(20)]
+    assert all(p >= d for p, d in zip(paid, distinct, strict=True))
+    assert sum(paid) > sum(distinct)

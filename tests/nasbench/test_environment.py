@@ -214,3 +214,32 @@ def test_bad_arguments(small_index, small_dense_accuracy):
         accuracy_for_index(small_index, np.zeros(3))
     with pytest.raises(ConfigError, match="max_neighbours"):
         NasBenchVectorEnv(small_index, small_dense_accuracy, max_neighbours=0)
+
+
+def test_no_shaping_option(small_index, small_dense_accuracy):
+    env = NasBenchEnv(small_index, small_dense_accuracy, alpha=None, seed=0)
+    obs, info = env.reset(seed=3)
+    a = int(np.flatnonzero(obs["action_mask"][1:])[0]) + 1
+    _, reward, *_, info2 = env.step(a)
+    assert reward == pytest.approx(info2["accuracy"] - info["accuracy"])  # raw difference
+
+
+def test_vector_info_keeps_initial_cell_and_ordinal(small_index, small_dense_accuracy):
+    ids = np.flatnonzero(small_index.degrees() > 0)[100:112]
+    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=4, episode_length=3,
+                            seed=0)
+    obs, info = env.reset(options={"initial_ids": ids})
+    assert info["initial_cell_id"].tolist() == ids[:4].tolist()
+    assert info["episode_ordinal"].tolist() == [0, 1, 2, 3]
+    ended: dict[int, int] = {}
+    for _ in range(3):  # never terminate: every episode ends by truncation at step 3
+        obs, _, term, _, info = env.step(last_valid(obs["action_mask"]))
+        assert not term.any()
+        if "final_obs" in info:
+            for o, c in zip(info["final_episode_ordinal"], info["final_initial_cell_id"],
+                            strict=True):
+                ended[int(o)] = int(c)
+    assert ended == {k: int(ids[k]) for k in range(4)}  # ordinal k <-> the k-th queued id
+    assert info["episode_ordinal"].tolist() == [4, 5, 6, 7]
+    assert info["initial_cell_id"].tolist() == ids[4:8].tolist()
+    assert np.array_equal(info["report_accuracy"], info["accuracy"])

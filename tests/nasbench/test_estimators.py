@@ -56,28 +56,18 @@ def test_real_subset(bench, unknown_hash):
                           sub.sample(np.random.default_rng(0), 5))
 
 
-def test_encoding(bench):
-    row = bench.row_of(D.INCEPTION_HASH)
-    x = est.encode_table_rows(bench, np.array([row]))[0]
-    assert x.shape == (est.NUM_FEATURES,) == (56,)
-    cell = Cell.from_table(bench.row(row)["adjacency"], bench.row(row)["operations"])
-    m = np.array(cell.matrix)
-    np.testing.assert_array_equal(x[:21], m[np.triu_indices(7, 1)])  # 7 vertices: no move
-    onehot = x[21:].reshape(7, 5)
-    assert [est.LABELS[i] for i in onehot.argmax(1)] == list(cell.ops)
-    # a small cell: the output is moved to vertex 6, padding inserted before it
+def test_one_encoding_for_the_agent_and_the_surrogate(bench):
+    from rachel.core.nasbench.space import ENCODING_SIZE, NasBench101Space
+
+    assert est.NUM_FEATURES == ENCODING_SIZE == 56
+    space = NasBench101Space()
     nv = bench.table["num_vertices"].to_numpy()
-    small = int(np.flatnonzero(nv == 3)[0])
-    xs = est.encode_table_rows(bench, np.array([small]))[0]
-    adj = np.zeros((7, 7), dtype=np.uint8)
-    adj[np.triu_indices(7, 1)] = xs[:21]
-    sm = np.array(Cell.from_table(bench.row(small)["adjacency"],
-                                  bench.row(small)["operations"]).matrix)
-    assert adj[0, 1] == sm[0, 1] and adj[0, 6] == sm[0, 2] and adj[1, 6] == sm[1, 2]
-    assert adj[2:6].sum() == 0 and adj[:, 2:6].sum() == 0
-    ops = xs[21:].reshape(7, 5)
-    assert ops[6, 4] == 1 and ops[2:6].sum() == 0 and ops[0, 0] == 1
-    # the vectorised encoder agrees with itself on a Python-list input
+    rows = np.array([bench.row_of(D.INCEPTION_HASH), int(np.flatnonzero(nv == 3)[0]),
+                     int(np.flatnonzero(nv == 5)[0])])
+    x = est.encode_table_rows(bench, rows)
+    for k, row in enumerate(rows):
+        cell = Cell.from_table(bench.row(int(row))["adjacency"], bench.row(int(row))["operations"])
+        np.testing.assert_array_equal(x[k], space.encode(cell))  # the environment's encoding
     t = bench.table.slice(0, 100)
     np.testing.assert_array_equal(
         est.encode_cells(t["adjacency"].to_pylist(), t["operations"].to_pylist(),
@@ -103,7 +93,14 @@ def test_surrogate_beats_constant_on_held_out_cells(bench, tmp_path, unknown_has
     np.testing.assert_array_equal(loaded.accuracy_array(probe), model.accuracy_array(probe))
     np.testing.assert_allclose(model.accuracy_array(probe[::-1]), model.predict_rows(
         np.arange(2000)[::-1]), rtol=1e-6)  # small-request path == whole-table cache
-    assert loaded.info["seed"] == 0
+    assert loaded.info["seed"] == 0 and loaded.fingerprint == model.fingerprint
+    # bounded to the range of the training targets; top-of-ranking quality reported
+    lo, hi = model.bounds
+    assert lo < hi and [lo, hi] == model.info["bounds"]
+    assert hi < 0.95 and model.predict_rows(np.arange(len(bench))).max() <= hi
+    top = report.top_k["10"]
+    assert top["oracle_best"] >= top["true_best_of_predicted_top"] > report.rmse_constant
+    assert top["true_mean_of_predicted_top"] > np.nanmean(bench.val_mean)
     (tmp_path / "bad.json").write_text("{not a model")
     with pytest.raises(ArtifactError):
         est.SurrogateEstimator.load(tmp_path / "bad.json", bench)
@@ -116,3 +113,26 @@ def test_surrogate_is_seeded(bench):
     b = est.SurrogateEstimator.fit(bench, rows, seed=3, params=params, n_jobs=1)
     x = est.encode_table_rows(bench, np.arange(500))
     np.testing.assert_array_equal(a.predict_features(x), b.predict_features(x))
+
+
+def test_surrogate_ensemble_disagreement_and_penalty(bench, tmp_path):
+    rows = np.flatnonzero(~np.isnan(bench.val_mean))[:1500]
+    params = {**SMALL_XGB, "n_estimators": 40}
+    one = est.SurrogateEstimator.fit(bench, rows, seed=1, params=params, n_jobs=1)
+    ens = est.SurrogateEstimator.fit(bench, rows, seed=1, params=params, n_jobs=1, n_models=3)
+    x = est.encode_table_rows(bench, np.arange(3000))
+    members = ens.member_predictions(x)
+    assert members.shape == (3, 3000)
+    np.testing.assert_allclose(members[0], one.predict_features(x))  # model 0 = seed 1
+    std = ens.std_features(x)
+    assert std.max() > 0 and np.all(one.std_features(x) == 0)
+    pess = est.SurrogateEstimator(bench, ens.boosters, {**ens.info, "penalty": 2.0})
+    np.testing.assert_allclose(pess.predict_features(x),
+                               np.clip(members.mean(0) - 2.0 * std, *ens.bounds))
+    assert pess.fingerprint != ens.fingerprint
+    ens.save(tmp_path / "ens.json")
+    loaded = est.SurrogateEstimator.load(tmp_path / "ens.json", bench)
+    np.testing.assert_array_equal(loaded.member_predictions(x), members)
+    _, report = est.evaluate_surrogate(bench, max_cells=1500, seed=0, params=params, n_jobs=1,
+                                       n_models=2)
+    assert report.n_models == 2 and report.disagreement["mean_std"] > 0

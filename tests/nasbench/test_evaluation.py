@@ -25,6 +25,10 @@ def constructed_traces(n: int, length: int, seed: int = 0) -> list[ev.Trace]:
     return out
 
 
+def Q(*names: str) -> dict[str, str]:
+    return dict.fromkeys(names, "queries")
+
+
 def test_bootstrap_ci_contains_the_mean():
     x = np.random.default_rng(0).normal(0.93, 0.01, size=400)
     low, high = ev.bootstrap_mean_ci(x, ev.ProtocolConfig(n_resamples=2000), seed=0)
@@ -35,7 +39,7 @@ def test_bootstrap_ci_contains_the_mean():
 
 def test_table_equals_best_so_far_of_constructed_traces():
     traces = constructed_traces(12, 20)  # one trace = one complete run of 20 queries
-    result = ev.evaluate({"searcher": traces}, FAST)
+    result = ev.evaluate({"searcher": traces}, FAST, accounting=Q("searcher"))
     entry = result.summary["searchers"]["searcher"]
     best = np.array([np.maximum.accumulate(t.queried) for t in traces])
     rows = {r["budget"]: r for r in entry["table"]}
@@ -54,14 +58,14 @@ def test_table_equals_best_so_far_of_constructed_traces():
 def test_chaining_truncation_and_incomplete_runs():
     traces = [ev.Trace(np.array(v, dtype=float), v[0], max(v))
               for v in ([0.1, 0.5], [0.3, 0.2, 0.9, 0.4], [0.6])]
-    values, lengths = ev.chain_runs(traces, 3, "queries")
+    values, _, lengths = ev.chain_runs(traces, 3, "queries")
     # run 1 = 0.1, 0.5 | 0.3 (rest of trace 2 dropped); the incomplete [0.6] is dropped
     assert values.tolist() == [[0.1, 0.5, 0.3]] and lengths.tolist() == [3]
-    values, lengths = ev.chain_runs(traces, 10, "queries")  # only an incomplete run: kept
+    values, _, lengths = ev.chain_runs(traces, 10, "queries")  # only an incomplete run: kept
     assert lengths.tolist() == [7]
     best = ev.best_so_far(values)
     assert best[0, 6] == best[0, 9] == 0.9  # carried forward past the last query
-    values, _ = ev.chain_runs(traces, 3, "episode")  # one query per episode: final accuracy
+    values, _, _ = ev.chain_runs(traces, 3, "episode")  # one query per episode: final accuracy
     assert values.tolist() == [[0.5, 0.9, 0.6]]
     nan_first = ev.best_so_far(np.array([[np.nan, 0.2, np.nan, 0.1]]))
     assert np.isnan(nan_first[0, 0]) and nan_first[0, 1:].tolist() == [0.2, 0.2, 0.2]
@@ -73,7 +77,8 @@ def test_improvement_statistics():
     final = initial + rng.gamma(2.0, 0.01, size=500) - 0.01
     traces = [ev.Trace(np.array([f]), i, f) for i, f in zip(initial, final, strict=True)]
     traces.append(ev.Trace(np.array([]), np.nan, 0.9))  # unknown initial accuracy
-    st = ev.evaluate({"s": traces}, FAST).summary["searchers"]["s"]["improvement"]
+    summary = ev.evaluate({"s": traces}, FAST, accounting=Q("s")).summary
+    st = summary["searchers"]["s"]["improvement"]
     delta = final - initial
     assert st["n"] == 500 and st["n_unknown"] == 1
     assert st["median"] == pytest.approx(np.median(delta))
@@ -109,7 +114,7 @@ def test_baselines_search_trace_fits_the_harness():
     trace = baselines.SearchTrace(q, 0.90, 0.93)
     assert isinstance(trace, ev.TraceLike)
     result = ev.evaluate({"rs": [trace] * 10}, ev.ProtocolConfig(
-        budgets=(2, 4), curve_lengths=(4,), n_resamples=200))
+        budgets=(2, 4), curve_lengths=(4,), n_resamples=200), accounting=Q("rs"))
     assert [r["mean"] for r in result.summary["searchers"]["rs"]["table"]] == pytest.approx(
         [0.92, 0.93])
 
@@ -117,7 +122,7 @@ def test_baselines_search_trace_fits_the_harness():
 def test_report_files(tmp_path):
     traces = {"random": constructed_traces(30, 20, seed=1),
               "local": constructed_traces(10, 40, seed=2)}
-    result = ev.evaluate(traces, FAST, accounting={"random": "episode"})
+    result = ev.evaluate(traces, FAST, accounting={"random": "episode", "local": "queries"})
     written = ev.write_report(result, str(tmp_path / "report"))
     assert set(written) == {"json", "markdown", "improvement_histograms",
                             "initial_vs_improvement", "queries_20", "queries_40"}
@@ -138,11 +143,17 @@ def test_config_errors():
     with pytest.raises(ConfigError):
         ev.ProtocolConfig(k_sets=0).validate()
     with pytest.raises(ConfigError, match="no searchers"):
-        ev.evaluate({}, FAST)
+        ev.evaluate({}, FAST, accounting={})
     with pytest.raises(ConfigError, match="accounting"):
-        ev.evaluate({"x": constructed_traces(2, 5)}, FAST, default_accounting="steps")
+        ev.evaluate({"x": constructed_traces(2, 5)}, FAST, accounting={"x": "steps"})
+    with pytest.raises(ConfigError, match="no query accounting for"):  # no default
+        ev.evaluate({"x": constructed_traces(2, 5), "y": constructed_traces(2, 5)}, FAST,
+                    accounting={"x": "queries"})
+    with pytest.raises(ConfigError, match="agents"):
+        ev.evaluate({"x": constructed_traces(3, 5)}, FAST, accounting=Q("x"), agents={"x": 2})
     assert ev.ProtocolConfig.paper().k_sets == 5
     assert ev.ProtocolConfig.paper().m_states == 10_000
+    assert ev.ProtocolConfig.paper().n_agents == 5
 
 
 def test_paper_baselines_run_through_the_harness(tmp_path):
@@ -164,11 +175,11 @@ def test_paper_baselines_run_through_the_harness(tmp_path):
     sets = ev.draw_initial_sets(lambda rng, m: rng.integers(0, len(index), size=m).tolist(),
                                 config)
     traces = ev.run_protocol({
-        "random_search": lambda s, rng: baselines.random_search(problem, 50, rng),
+        "random_search": lambda s, rng: baselines.random_search(problem, rng, initial_id=s),
         "random_walk": lambda s, rng: baselines.random_walk(problem, rng, initial_id=s),
         "local_search": lambda s, rng: baselines.local_search(problem, rng, initial_id=s),
     }, sets)
-    result = ev.evaluate(traces, config, accounting={"random_walk": "episode"})
+    result = ev.evaluate(traces, config, accounting=baselines.ACCOUNTING)
     for entry in result.summary["searchers"].values():
         assert entry["episodes"] == 30
         assert entry["table"][0]["n_runs"] >= 1
@@ -176,3 +187,42 @@ def test_paper_baselines_run_through_the_harness(tmp_path):
     assert ls["fraction_worse"] == 0.0  # hill climbing on the same estimator never worsens
     ev.write_report(result, str(tmp_path))
     assert (tmp_path / "report.md").read_text().count("| local_search |") == 2
+
+
+def test_decide_on_one_metric_report_on_another():
+    # the decide metric picks the cell; the table shows that cell's report value
+    t = ev.Trace(np.array([0.90, 0.95, 0.92]), 0.90, 0.95)
+    t_rep = type("T", (), {"queried": t.queried, "initial_accuracy": 0.90,
+                           "final_accuracy": 0.95, "reported": np.array([0.80, 0.70, 0.99]),
+                           "initial_report": 0.80, "final_report": 0.70})()
+    config = ev.ProtocolConfig(budgets=(1, 2, 3), curve_lengths=(3,), n_resamples=200)
+    out = ev.evaluate({"x": [t_rep] * 4}, config, accounting=Q("x"),
+                      metrics={"decide": "val", "report": "test"}).summary
+    assert [r["mean"] for r in out["searchers"]["x"]["table"]] == pytest.approx(
+        [0.80, 0.70, 0.70])  # not 0.99: the 0.92-validation cell never was the best
+    assert out["searchers"]["x"]["improvement"]["median"] == pytest.approx(-0.10)
+    assert out["metrics"] == {"decide": "val", "report": "test"}
+    plain = ev.evaluate({"x": [t] * 4}, config, accounting=Q("x")).summary
+    assert [r["mean"] for r in plain["searchers"]["x"]["table"]] == pytest.approx(
+        [0.90, 0.95, 0.95])
+
+
+def test_agents_by_sets_axis_and_batch_searchers():
+    class Batch:
+        def __init__(self, shift: float) -> None:
+            self.shift = shift
+
+        def run_batch(self, states, set_index, seed):
+            return [ev.Trace(np.array([s + self.shift]), s, s + self.shift) for s in states]
+
+    sets = [[0.1, 0.2], [0.3, 0.4]]
+    out = ev.run_protocol({"agent": [Batch(0.0), Batch(0.5)]}, sets)
+    assert [t.final_accuracy for t in out["agent"]] == pytest.approx(
+        [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])  # (agent, set, state) order
+    config = ev.ProtocolConfig(budgets=(2,), curve_lengths=(2,), n_resamples=200)
+    summary = ev.evaluate(out, config, accounting={"agent": "episode"},
+                          agents=ev.agents_of({"agent": [1, 2]})).summary["searchers"]["agent"]
+    assert summary["agents"] == 2
+    # runs never span two agents: agent 0's runs are (0.1, 0.2), (0.3, 0.4)
+    assert [row[0]["mean"] for row in summary["per_agent"]] == pytest.approx([0.3, 0.8])
+    assert summary["table"][0]["n_runs"] == 4

@@ -40,7 +40,13 @@ def test_cli_evaluate_writes_the_report(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["searchers"]) == {"random_search", "random_walk", "local_search"}
-    assert report["experiment"]["cells"] == 2532 and report["experiment"]["mode"] == "real_subset"
+    # the default: the full graph with the surrogate (the table is partial), and it says so
+    exp = report["experiment"]
+    assert exp["cells"] == 2532 and exp["estimator"] == "surrogate" and exp["mode"] == "tabular"
+    assert "auto -> surrogate" in out.stdout and "validation" in out.stdout
+    assert report["metrics"]["report"].startswith("validation")
+    assert report["searchers"]["random_search"]["accounting"] == "episode"
+    assert report["searchers"]["local_search"]["accounting"] == "queries"
     for name in ("report.md", "queries_300.png", "improvement_histograms.png"):
         assert (tmp_path / name).stat().st_size > 0
     # local search never ends worse than it started on the same estimator
@@ -53,7 +59,15 @@ def test_surrogate_mode_scores_cells_without_real_metrics(tmp_path):
         settings, ProtocolConfig(k_sets=1, m_states=5, n_resamples=200), str(tmp_path)
     )
     assert out["mode"] == "tabular" and out["cells"] == 91
-    assert "surrogate" in out
+    assert len(out["surrogate"]["fingerprint"]) == 64
+
+
+def test_real_subset_is_still_available(tmp_path):
+    settings = ExperimentSettings(estimator="real_subset", max_vertices=4,
+                                  searchers=("random_walk",))
+    out = run_experiment(settings, ProtocolConfig(k_sets=1, m_states=5, n_resamples=200),
+                         str(tmp_path), plots=False)
+    assert out["mode"] == "real_subset" and "auto" not in out["notes"].get("estimator", "")
 
 
 def test_bad_settings_fail_before_loading():

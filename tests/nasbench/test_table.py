@@ -155,6 +155,6 @@ def test_gcs_round_trip(monkeypatch, bench, sample):
             tb.load_table(f"{bucket}/nb/absent.parquet")
         traces = [ev.Trace(np.array([0.9, 0.91]), 0.9, 0.91)] * 4
         result = ev.evaluate({"x": traces}, ev.ProtocolConfig(
-            budgets=(2,), curve_lengths=(2,), n_resamples=100))
+            budgets=(2,), curve_lengths=(2,), n_resamples=100), accounting={"x": "queries"})
         written = ev.write_report(result, f"{bucket}/report", plots=False)
         assert storage.read_json(written["json"])["searchers"]["x"]["episodes"] == 4
