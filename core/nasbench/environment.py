@@ -52,7 +52,8 @@ Choices where the paper is ambiguous (documented here, tested in tests/nasbench)
 
 The vector environment uses Gymnasium's ``SAME_STEP`` autoreset: when an episode ends, the
 returned observation is already the next episode's first one and the final one is in
-``info["final_obs"]`` (rows where ``info["_final_obs"]`` is True).
+``info["final_obs"]`` (rows where ``info["_final_obs"]`` is True; ``info["final_obs_ids"]``
+gives the ids behind it, see :meth:`IncrementalCore.observation_ids`).
 """
 
 from __future__ import annotations
@@ -242,6 +243,12 @@ class IncrementalCore:
         else:
             self.shown[envs] = shown
 
+    def observation_ids(self, envs: np.ndarray | None = None) -> np.ndarray:
+        """``(B, N+1)`` int64 ids behind the observation: current cell, then the shown
+        neighbours, -1 for padding (``observation`` is ``encodings[ids]``, mask ``ids >= 0``)."""
+        cur, shown = (self.cur, self.shown) if envs is None else (self.cur[envs], self.shown[envs])
+        return np.concatenate([cur[:, None], shown], axis=1)
+
     def observation(self, envs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         cur, shown = (self.cur, self.shown) if envs is None else (self.cur[envs], self.shown[envs])
         ids = np.concatenate([cur[:, None], shown], axis=1)
@@ -382,6 +389,7 @@ class NasBenchVectorEnv(VectorEnv):
         if done.any():
             ended = np.flatnonzero(done)
             final["final_obs"] = core.observation(ended)
+            final["final_obs_ids"] = core.observation_ids(ended)
             final["_final_obs"] = done
             final["final_env_index"] = ended
             final["final_cell_id"] = core.cur[ended].copy()
