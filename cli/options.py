@@ -22,8 +22,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
     g.add_argument(
         "--budget",
         default=default_budget,
-        choices=("smoke", "small", "paper"),
-        help="preset sizes (default: %(default)s); 'paper' = the paper's settings",
+        choices=("smoke", "small", "medium", "paper"),
+        help="preset (default: %(default)s): smoke, small and medium are wall-clock targets "
+        "of about 2, 10 and 30 minutes on 2 CPU cores; 'paper' = the paper's settings",
     )
     g.add_argument("--seed", type=int, help="seed of the whole run (recorded in the artifacts)")
     for name in SIZE_OPTIONS:
@@ -45,7 +46,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
         type=float,
         dest="time_budget_seconds",
         metavar="SECONDS",
-        help="stop starting new iterations once the next would end past this wall time",
+        help="wall-clock budget of the whole run: the planner fits iterations and "
+        "candidates into it from the candidate times it measures (overrides the preset's; "
+        "0 = no budget)",
+    )
+    g.add_argument(
+        "--parallel-candidates",
+        type=int,
+        dest="parallel_candidates",
+        help="candidates trained at once (rachel search: worker processes)",
     )
     g.add_argument(
         "--controller", choices=("rl", "random"), help="'random' = the random-search ablation"
@@ -94,4 +103,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
                 f"--set {item!r} is not KEY=VALUE", "write e.g. --set ensemble_epochs=20"
             )
         overrides[key.strip()] = _parse_value(value)
-    return budget_config(args.budget, **overrides)
+    no_budget = overrides.get("time_budget_seconds") == 0  # --time-budget 0: no budget
+    if no_budget:
+        del overrides["time_budget_seconds"]
+    config = budget_config(args.budget, **overrides)
+    return config.replace(time_budget_seconds=None) if no_budget else config

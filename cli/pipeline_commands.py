@@ -152,8 +152,9 @@ def run_command(args: argparse.Namespace) -> int:
           f"{config.candidates} candidate(s), pipeline root {args.output}", flush=True)
     from rachel.cli.progress import printer
 
+    plan = storage.read_json(args.plan) if args.plan else None
     result = run_local(config, args.output, placement=placement, early_stop=_early_stop(args),
-                       cache=args.cache, on_event=printer(), verbose=args.verbose,
+                       cache=args.cache, on_event=printer(), verbose=args.verbose, plan=plan,
                        **({"name": args.name} if args.name else {}))
     m = result.metrics
     sys.stderr.flush()
@@ -364,6 +365,8 @@ def register(sub: Any) -> None:
                    help="reuse cached results of deterministic steps from earlier runs")
     p.add_argument("--verbose", action="store_true",
                    help="show kfp.local's task logs (default: kept in the run's kfp-local.log)")
+    p.add_argument("--plan", metavar="FILE",
+                   help="replay the decisions of a recorded plan.json (from rachel search)")
     p.set_defaults(handler=run_command, no_gpu=True)
 
     p = sub.add_parser("submit", help="upload a pipeline version to KFP and start a run",

@@ -23,27 +23,42 @@ def format_event(event: dict[str, Any]) -> list[str]:
         if event.get("status") != "ok":
             return [f"{head} FAILED ({event.get('error')})"]
         return [
-            f"{head} val_acc {event['val_accuracy']:.4f} val_loss {event['val_loss']:.4f} "
-            f"params {event['params']:,} epochs {event['epochs_run']}"
+            f"{head} {event['spec_text']} val_acc {event['val_accuracy']:.4f} "
+            f"val_loss {event['val_loss']:.4f} params {event['params']:,} "
+            f"epochs {event['epochs_run']} ({event.get('step_seconds', 0):.0f} s)"
         ]
     if kind == "iteration":
         rewards = ", ".join(
             f"{cid}={r:.4f}" if r is not None else f"{cid}=failed"
             for cid, r in event["rewards"].items()
         )
-        return [
+        lines = [
             f"{t} iteration {event['iteration']} rewards: {rewards}",
             f"{t} iteration {event['iteration']} {event['decision']}; "
             f"ensemble = {len(event['members'])} member(s)",
         ]
+        if event.get("next"):
+            from rachel.core.planner import Decision
+
+            decision = Decision.from_json(event["next"], replayed=bool(event["next"]["replayed"]))
+            lines.append(f"{t} plan: {decision.describe()}")
+        return lines
     if kind == "final":
         return [
             f"{t} done: test_accuracy {event['test_accuracy']:.4f}, macro_f1 "
             f"{event['macro_f1']:.4f}, params {event['params']:,}, "
             f"safety-net activations {event['safety_net_activations']}"
         ]
-    if kind == "time_budget":
-        return [f"{t} time budget reached after {event['iterations_done']} iteration(s)"]
+    if kind == "plan":
+        budget = event.get("budget_seconds")
+        data = event.get("train_examples") or "all"
+        return [
+            f"{t} plan: budget {f'{budget:.0f} s' if budget else 'none'}, up to "
+            f"{event['iterations']} iteration(s) x {event['candidates']} candidate(s), "
+            f"{event['epochs']} epoch(s) on {data} training examples, "
+            f"{event['parallel_candidates']} at once"
+            + (" (replaying a recorded plan)" if event.get("replaying") else "")
+        ]
     return []
 
 

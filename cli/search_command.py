@@ -19,14 +19,23 @@ def register(sub: Any) -> None:
     add_config_arguments(p)
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="print only the final summary")
+    p.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="follow the decisions of a recorded plan.json (reproduces that run exactly)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # validated before any data is read
+    from rachel.core import storage
     from rachel.core.search import run_search
 
-    metrics = run_search(config, args.output, on_event=None if args.quiet else printer())
+    plan = storage.read_json(args.plan) if args.plan else None
+    metrics = run_search(
+        config, args.output, on_event=None if args.quiet else printer(), plan=plan
+    )
     print(f"model:   {args.output}/final/model.keras (SavedModel: {args.output}/final/saved_model)")
     print(f"metrics: {args.output}/final/metrics.json  report: {args.output}/final/report.md")
     if args.quiet:

@@ -20,6 +20,7 @@ def weigh_ensemble(
     activations_before: int = 0,
     max_safety_net_activations: int = 0,
     target_accuracy: float = 0.0,
+    plan_json: str = "",
 ) -> NamedTuple(
     "WeighOutputs", safety_net_activations=int, best_val_accuracy=float, keep_searching=bool
 ):
@@ -27,18 +28,19 @@ def weigh_ensemble(
 
     Returns the safety-net activations so far (``activations_before`` + this iteration's),
     the best validation accuracy of this iteration's candidates, and ``keep_searching``:
-    False once the activations reach ``max_safety_net_activations`` or the accuracy reaches
-    ``target_accuracy`` (0 disables either test).
+    False once the activations reach ``max_safety_net_activations``, the accuracy reaches
+    ``target_accuracy`` (0 disables either test), or the wall-clock planner decides to stop
+    (``plan_json``: a recorded plan whose decisions are replayed instead of measured).
     """
     from collections import namedtuple
 
-    from rachel.core import steps
+    from rachel.core import planner, steps
     from rachel.core.config import SearchConfig
 
     entry = steps.weigh_ensemble(
         SearchConfig.from_json(config_json), iteration, splits.path,
         ensemble_in.path if ensemble_in else None, [c.path for c in candidates],
-        ensemble_out.path,
+        ensemble_out.path, plan=plan_json or None,
     )
     fired = activations_before + int(entry["safety_net_activated"])
     accuracies = [c["val_accuracy"] for c in entry["candidates"].values() if c["val_accuracy"]]
@@ -54,6 +56,7 @@ def weigh_ensemble(
     )
     best = float(max(accuracies, default=0.0))
     stop = (0 < max_safety_net_activations <= fired) or (0 < target_accuracy <= best)
+    stop = stop or not planner.keep_searching([entry])
     outputs = namedtuple("WeighOutputs", ["safety_net_activations", "best_val_accuracy",
                                           "keep_searching"])
     return outputs(fired, best, not stop)

@@ -35,7 +35,18 @@ def build_servable(
 
 
 def save_servable(model: Any, folder: str | Path) -> dict[str, str]:
+    """Write ``model.keras`` (any backend) and, on the TensorFlow backend, ``saved_model/``.
+
+    The SavedModel export traces the model with TensorFlow, so under ``KERAS_BACKEND=jax``
+    or ``torch`` (a GPU node without a TensorFlow build) only the ``.keras`` file is written;
+    it loads on any backend, and a TensorFlow machine can export it later.
+    """
+    import keras
+
     folder = Path(folder)
     model.save(folder / KERAS_FILE)
-    model.export(str(folder / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
-    return {"keras": KERAS_FILE, "saved_model": SAVED_MODEL_DIR}
+    written = {"keras": KERAS_FILE}
+    if keras.backend.backend() == "tensorflow":
+        model.export(str(folder / SAVED_MODEL_DIR), format="tf_saved_model", verbose=False)
+        written["saved_model"] = SAVED_MODEL_DIR
+    return written

@@ -1,4 +1,10 @@
-"""tf.data input pipelines: normalisation to [0, 1] and per-dataset augmentation.
+"""Training inputs as NumPy arrays: normalisation to [0, 1], seeded shuffling and augmentation.
+
+Backend-neutral on purpose: the trainer feeds ``model.fit`` in-memory arrays, so the same
+code runs under ``KERAS_BACKEND=tensorflow``, ``jax`` or ``torch`` (a GPU node may offer JAX
+or PyTorch with CUDA and no TensorFlow build).  Feeding arrays is also what a user's plain
+``model.fit(x, y)`` does, which is the speed the trainer is measured against
+(``bench/training_throughput.py``).
 
 Augmentation kinds (section 2.3 uses flips and +-10 % translations and nothing more):
 
@@ -6,68 +12,62 @@ Augmentation kinds (section 2.3 uses flips and +-10 % translations and nothing m
   binary pairs, Fashion-MNIST, whose classes are left-right symmetric);
 * ``digits``: translation only; flipping a digit changes its meaning (MNIST, SVHN);
 * ``none``: no augmentation.
+
+Translations are whole pixels (``round(0.1 * side)`` at most, zero fill), drawn per image.
+Everything random comes from the ``np.random.Generator`` passed in, so a seed reproduces an
+epoch's arrays bit for bit on any backend.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
 from rachel.core.errors import ConfigError
 
 AUGMENTATIONS = ("natural", "digits", "none")
+MAX_SHIFT = 0.1
 
 
-def augmentation_layers(kind: str, seed: int) -> list[Any]:
-    import keras
+def normalise(x: np.ndarray) -> np.ndarray:
+    """uint8 0..255 images -> float32 in [0, 1]."""
+    return np.asarray(x, dtype=np.float32) * np.float32(1.0 / 255.0)
 
+
+def _translate(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    n, h, w, _ = x.shape
+    ph, pw = int(round(MAX_SHIFT * h)), int(round(MAX_SHIFT * w))
+    if ph == 0 and pw == 0:
+        return x
+    padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    top = rng.integers(0, 2 * ph + 1, n)
+    left = rng.integers(0, 2 * pw + 1, n)
+    rows = top[:, None] + np.arange(h)[None, :]  # (n, h)
+    cols = left[:, None] + np.arange(w)[None, :]  # (n, w)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def augment(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A randomly flipped / translated copy of the image batch ``x`` (N, H, W, C)."""
     if kind not in AUGMENTATIONS:
         raise ConfigError(f"unknown augmentation {kind!r}", f"use one of {AUGMENTATIONS}")
-    layers: list[Any] = []
+    if kind == "none":
+        return x
+    out = x
     if kind == "natural":
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if kind in ("natural", "digits"):
-        layers.append(keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 1))
-    return layers
+        flip = rng.random(len(x)) < 0.5
+        out = out.copy()
+        out[flip] = out[flip, :, ::-1]
+    return _translate(out, rng)
 
 
-def normalise(x: Any) -> Any:
-    import tensorflow as tf
-
-    return tf.cast(x, tf.float32) / 255.0
-
-
-def make_dataset(
+def epoch_arrays(
     x: np.ndarray,
-    y: np.ndarray | None,
+    y: np.ndarray,
+    rng: np.random.Generator,
     *,
-    batch_size: int,
-    training: bool = False,
     augmentation: str = "none",
-    seed: int = 0,
-) -> Any:
-    """A batched, prefetched dataset of ``([0,1] float images, int labels)``."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y) if y is not None else x)
-    if training:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if y is not None:
-        ds = ds.map(lambda a, b: (normalise(a), b), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augmentation != "none":
-        layers = augmentation_layers(augmentation, seed)
-
-        def augment(images: Any, labels: Any) -> Any:
-            for layer in layers:
-                images = layer(images, training=True)
-            return images, labels
-
-        # Sequential on purpose: the seeded random layers draw from one generator, and
-        # parallel calls would consume its draws in a nondeterministic order, so the same
-        # seed would not give the same training run.
-        ds = ds.map(augment)
-    return ds.prefetch(tf.data.AUTOTUNE)
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's training arrays: shuffled, augmented (uint8 in, float32 [0, 1] out)."""
+    order = rng.permutation(len(x))
+    images = augment(x[order], augmentation, rng)
+    return normalise(images), y[order]

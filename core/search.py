@@ -11,22 +11,83 @@ land under ``output``::
     iterations/itNNN/ensemble/        the ensemble after weighting + safety net
     iterations/itNNN/controller/      controller after the update
     final/                            model.keras, saved_model/, metrics.json, report.md
+    plan.json                         the schedule and every planner decision taken
     search_log.jsonl                  one JSON event per line
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rachel.core import steps, storage
+from rachel.core import planner, steps, storage
 from rachel.core.config import SearchConfig
+from rachel.core.errors import ConfigError
 
 Event = dict[str, Any]
+
+
+def _train_in_worker(config_json: str, splits: str, candidate: dict[str, Any], target: str) -> Any:
+    """Pool entry point: one candidate in a worker process (threads pinned before TF starts)."""
+    return steps.train_candidate(SearchConfig.from_json(config_json), splits, candidate, target)
+
+
+def _worker_init(threads: int | None) -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if threads is not None:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
+        ).strip()
+
+
+class CandidateTrainer:
+    """Trains an iteration's candidates: in this process, or ``workers`` at once in a pool
+    of spawned processes that live for the whole search (each imports TensorFlow once).
+
+    A pool is used whenever ``parallel_candidates`` > 1 or ``train_threads`` is set: the
+    thread count can only be fixed before TensorFlow starts, and this process has already
+    started it for the controller.
+    """
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+        self.pool: ProcessPoolExecutor | None = None
+        if config.parallel_candidates > 1 or config.train_threads is not None:
+            self.pool = ProcessPoolExecutor(
+                max_workers=config.parallel_candidates,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(config.train_threads,),
+            )
+
+    def train(self, splits: Path, candidates: list[dict[str, Any]], folder: Path) -> Iterator[
+        tuple[Path, dict[str, Any]]
+    ]:
+        targets = [folder / cand["candidate_id"] for cand in candidates]
+        if self.pool is None:
+            for cand, target in zip(candidates, targets, strict=True):
+                yield target, steps.train_candidate(self.config, splits, cand, target)
+            return
+        config_json = json.dumps(self.config.to_json())
+        futures = [
+            self.pool.submit(_train_in_worker, config_json, str(splits), cand, str(target))
+            for cand, target in zip(candidates, targets, strict=True)
+        ]
+        for target, future in zip(targets, futures, strict=True):
+            yield target, future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def run_search(
@@ -34,14 +95,30 @@ def run_search(
     output: str | Path,
     *,
     on_event: Callable[[Event], None] | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the search; returns the final metrics (also in ``output/final/metrics.json``)."""
+    """Run the search; returns the final metrics (also in ``output/final/metrics.json``).
+
+    ``plan``: a recorded ``plan.json`` whose decisions are followed instead of measured
+    (the same seed then gives exactly the recorded run's result).
+    """
+    recorded = planner.load_decisions(plan)  # validated before any work
+    if plan is not None:
+        expected = plan_summary(config)
+        differs = sorted(k for k in expected if k in plan and plan[k] != expected[k])
+        if differs:
+            raise ConfigError(
+                f"the plan was recorded for another configuration ({', '.join(differs)} differ)",
+                "run with the configuration in the plan's run folder (config.json), "
+                "or leave out --plan",
+            )
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     # A folder reused from an earlier run: drop that run's artifacts first, so no stale
     # iteration (say it004/ of a longer run) sits beside this run's.
     for stale in ("iterations", "final"):
         shutil.rmtree(output / stale, ignore_errors=True)
+    (output / "plan.json").unlink(missing_ok=True)
     log_path = output / "search_log.jsonl"
     log_path.write_text("")
     started = time.time()
@@ -54,45 +131,47 @@ def run_search(
             on_event(event)
 
     storage.write_json(output / "config.json", config.to_json())
+    emit({"event": "plan", **plan_summary(config), "replaying": bool(recorded)})
     splits = output / "splits.npz"
     emit({"event": "data", **steps.split_data(config, splits)})
-    data_seconds = time.time() - started
 
     controller: Path | None = None
     ensemble: Path | None = None
-    for iteration in range(config.iterations):
-        elapsed = time.time() - started
-        if config.time_budget_seconds and iteration > 0:
-            per_iteration = (elapsed - data_seconds) / iteration
-            if elapsed + per_iteration > config.time_budget_seconds:
-                emit(
-                    {
-                        "event": "time_budget",
-                        "iterations_done": iteration,
-                        "budget_seconds": config.time_budget_seconds,
-                    }
+    decisions: list[dict[str, Any]] = []
+    trainer = CandidateTrainer(config)
+    try:
+        for iteration in range(config.iterations):
+            it_dir = output / "iterations" / f"it{iteration:03d}"
+            candidates = steps.generate_candidates(
+                config, iteration, controller, ensemble, it_dir / "controller_gen"
+            )
+            dirs = []
+            for target, summary in trainer.train(splits, candidates, it_dir / "candidates"):
+                dirs.append(target)
+                emit({"event": "candidate", "iteration": iteration, **summary})
+            new_ensemble = it_dir / "ensemble"
+            entry = steps.weigh_ensemble(
+                config, iteration, splits, ensemble, dirs, new_ensemble,
+                elapsed_seconds=time.time() - started, plan=plan,
+            )
+            emit({"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}})
+            ensemble = new_ensemble
+            if entry.get("next"):
+                decisions.append(entry["next"])
+                storage.write_json(
+                    output / "plan.json", {**plan_summary(config), "decisions": decisions}
                 )
-                break
-        it_dir = output / "iterations" / f"it{iteration:03d}"
-        candidates = steps.generate_candidates(
-            config, iteration, controller, ensemble, it_dir / "controller_gen"
-        )
-        dirs = []
-        for cand in candidates:
-            target = it_dir / "candidates" / cand["candidate_id"]
-            summary = steps.train_candidate(config, splits, cand, target)
-            dirs.append(target)
-            emit({"event": "candidate", "iteration": iteration, **summary})
-        new_ensemble = it_dir / "ensemble"
-        entry = steps.weigh_ensemble(config, iteration, splits, ensemble, dirs, new_ensemble)
-        emit({"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}})
-        ensemble = new_ensemble
-        controller_out = it_dir / "controller"
-        update = steps.update_controller(
-            config, it_dir / "controller_gen", ensemble, controller_out
-        )
-        emit({"event": "controller_update", **update})
-        controller = controller_out
+            if not planner.keep_searching([entry]):
+                break  # the last controller update would teach nothing that is used
+            controller_out = it_dir / "controller"
+            if iteration + 1 < config.iterations:
+                update = steps.update_controller(
+                    config, it_dir / "controller_gen", ensemble, controller_out
+                )
+                emit({"event": "controller_update", **update})
+            controller = controller_out
+    finally:
+        trainer.close()
 
     assert ensemble is not None
     metrics = steps.evaluate_ensemble(
@@ -114,3 +193,18 @@ def run_search(
         }
     )
     return metrics
+
+
+def plan_summary(config: SearchConfig) -> dict[str, Any]:
+    """The configuration's schedule, as printed at the start and recorded in plan.json."""
+    return {
+        "budget_seconds": config.time_budget_seconds,
+        "iterations": config.iterations,
+        "candidates": config.candidates,
+        "epochs": config.epochs,
+        "train_examples": config.train_examples,
+        "parallel_candidates": config.parallel_candidates,
+        "train_threads": config.train_threads,
+        "reserve_seconds": planner.RESERVE_SECONDS,
+        "seed": config.seed,
+    }

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rachel.core import safety_net, storage
+from rachel.core import planner, safety_net, storage
 from rachel.core.config import SearchConfig
 from rachel.core.controller import Controller, ControllerSettings
 from rachel.core.ensemble import fit_mixture_weights
@@ -107,7 +107,13 @@ def generate_candidates(
     )
     state = EnsembleState.read(ensemble_in)
     base = ArchitectureSpec.from_json(state.best_spec) if state.best_spec else ArchitectureSpec()
-    ids = [candidate_id(iteration, k) for k in range(config.candidates)]
+    count = planner.planned_candidates(state.history, config.candidates)
+    if count < 1:
+        raise CandidateFailedError(
+            f"the plan stopped the search before iteration {iteration}",
+            "evaluate the ensemble of the previous iteration",
+        )
+    ids = [candidate_id(iteration, k) for k in range(count)]
     proposals = controller.propose(ids, config.temperature_at(iteration))
     controller.save(controller_out)
     return [
@@ -116,6 +122,39 @@ def generate_candidates(
 
 
 # ------------------------------------------------------------------- 3. training
+def training_settings(
+    config: SearchConfig, seed: int, spec: ArchitectureSpec | None = None, splits: Any = None
+) -> Any:
+    """The recipe for one candidate; with ``spec`` and ``splits``, its epochs and examples
+    are bounded by the cost model's per-candidate cap (:mod:`rachel.core.cost_model`)."""
+    from rachel.core import cost_model
+    from rachel.core.training import TrainingSettings
+
+    epochs, examples = config.epochs, config.train_examples
+    if spec is not None and splits is not None:
+        available = len(splits.y_train)
+        plan = cost_model.schedule(
+            spec, tuple(splits.input_shape), int(splits.num_classes),
+            epochs=config.epochs, examples=min(examples or available, available),
+            max_seconds=config.max_candidate_seconds, threads=config.train_threads,
+            pool_first=config.pool_first,
+        )
+        epochs, examples = plan.epochs, plan.examples
+    return TrainingSettings(
+        epochs=epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        patience=config.patience,
+        min_delta=config.min_delta,
+        seed=seed,
+        augmentation=None if config.augmentation == "dataset" else config.augmentation,
+        threads=config.train_threads,
+        train_examples=examples,
+        head=config.head,
+        pool_first=config.pool_first,
+    )
+
+
 def train_candidate(
     config: SearchConfig,
     splits_in: str | Path,
@@ -130,29 +169,21 @@ def train_candidate(
     status ``failed`` and the search goes on without it.
     """
     from rachel.core import devices
-    from rachel.core.training import TrainingSettings, train_candidate_model
+    from rachel.core.training import train_candidate_model
 
+    step_started = time.time()
     cand = Candidate.from_json(candidate)
     seed = derived_seed(config.seed, 1, cand.iteration, cand.index)
     options = devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)
     splits = _load_splits(splits_in)
     started = time.time()
+    settings = training_settings(config, seed, cand.spec, splits)
+    devices.limit_threads(settings.threads)  # a ConfigError here is the run's, not the candidate's
     with storage.atomic_dir(model_out) as tmp:
         (tmp / CANDIDATE_FILE).write_text(json.dumps(cand.to_json(), indent=2))
         try:
             result = train_candidate_model(
-                cand.spec,
-                splits,
-                TrainingSettings(
-                    epochs=config.epochs,
-                    batch_size=config.batch_size,
-                    learning_rate=config.learning_rate,
-                    patience=config.patience,
-                    min_delta=config.min_delta,
-                    seed=seed,
-                ),
-                options,
-                verbose=verbose,
+                cand.spec, splits, settings, options, verbose=verbose
             )
         except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
             metrics: dict[str, Any] = {
@@ -164,8 +195,20 @@ def train_candidate(
         else:
             result.model.save(tmp / MODEL_FILE)
             np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
-            metrics = {"status": "ok", **result.metrics}
-        metrics.update(candidate_id=cand.candidate_id, spec=cand.spec.to_json(), started_at=started)
+            metrics = {
+                "status": "ok",
+                **result.metrics,
+                "scheduled_epochs": settings.epochs,
+                "capped": settings.epochs < config.epochs
+                or (settings.train_examples or 0) < (config.train_examples or len(splits.y_train)),
+            }
+        metrics.update(
+            candidate_id=cand.candidate_id,
+            spec=cand.spec.to_json(),
+            spec_text=cand.spec.describe(),
+            started_at=started,
+            step_seconds=time.time() - step_started,
+        )
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     return {k: v for k, v in metrics.items() if k not in ("history", "traceback")}
 
@@ -178,8 +221,15 @@ def weigh_ensemble(
     ensemble_in: str | Path | None,
     candidate_dirs: Sequence[str | Path],
     ensemble_out: str | Path,
+    *,
+    elapsed_seconds: float | None = None,
+    plan: dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
-    """Score each candidate by the ensemble it would make, pick the best, apply the safety net.
+    """Score each candidate by the ensemble it would make, pick the best, apply the safety net,
+    and take the planner's decision for the next iteration (:mod:`rachel.core.planner`).
+
+    ``elapsed_seconds`` is the run's wall time so far (default: since the first candidate
+    started); ``plan`` a recorded plan whose decisions are replayed instead of measured.
 
     Reward of a candidate = -(validation cross-entropy of the current ensemble with the
     candidate added, mixture weights learned for ``config.ensemble_epochs`` epochs).  With
@@ -200,6 +250,7 @@ def weigh_ensemble(
             learning_rate=config.ensemble_learning_rate,
             batch_size=config.ensemble_batch_size,
             seed=fit_seed,
+            solver=config.ensemble_solver,
         )
 
     rewards: dict[str, float | None] = {}
@@ -267,6 +318,23 @@ def weigh_ensemble(
         refit = weigh(base_logits + [base_logits[index]])  # logits already loaded above
         state.weights = [float(w) for w in refit.weights]
         state.objective = refit.loss
+    if iteration + 1 < config.iterations:
+        if elapsed_seconds is None:
+            elapsed_seconds = time.time() - (state.started_at or time.time())
+        seconds = [h.get("candidate_seconds", []) for h in state.history]
+        seconds.append([float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok])
+        entry["next"] = planner.decide(
+            iteration + 1,
+            candidates=config.candidates,
+            workers=config.parallel_candidates,
+            budget_seconds=config.time_budget_seconds,
+            elapsed_seconds=elapsed_seconds,
+            candidate_seconds=seconds,
+            recorded=planner.load_decisions(plan),
+        ).to_json()
+    entry["candidate_seconds"] = [
+        float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok
+    ]
     entry.update(
         best_candidate=best_id,
         accepted=bool(decision.accept and best_id is not None),
@@ -335,6 +403,7 @@ def evaluate_ensemble(
         learning_rate=config.ensemble_learning_rate,
         batch_size=config.ensemble_batch_size,
         seed=derived_seed(config.seed, 3),
+        solver=config.ensemble_solver,
     )
     # A re-added subnetwork appears once in the export, with its weights summed.
     merged: dict[str, float] = {}

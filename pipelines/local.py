@@ -141,6 +141,7 @@ def run_local(
     name: str = PIPELINE_NAME,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = True,
+    plan: dict[str, Any] | None = None,
 ) -> LocalRun:
     """Build the pipeline for ``config.iterations`` x ``config.candidates`` and run it locally.
 
@@ -149,7 +150,8 @@ def run_local(
     ``output/.kfp_cache``) for the steps the pipeline marks cacheable.  ``on_event``
     receives a ``candidate`` event per trained candidate and an ``iteration`` event per
     weighing step as their artifacts appear.  With ``verbose=False`` kfp.local's own task
-    logs go to ``kfp-local.log`` in the run folder instead of the console.
+    logs go to ``kfp-local.log`` in the run folder instead of the console.  ``plan``: a
+    recorded ``plan.json`` whose decisions the run replays (see :mod:`rachel.core.planner`).
     """
     from kfp import components, local
 
@@ -195,7 +197,10 @@ def run_local(
             if watcher:
                 watcher.start()
             try:
-                pipeline(config_json=json.dumps(config.to_json(), sort_keys=True))
+                pipeline(
+                    config_json=json.dumps(config.to_json(), sort_keys=True),
+                    plan_json=json.dumps(plan) if plan else "",
+                )
             finally:
                 if watcher:
                     watcher.halt.set()

@@ -19,6 +19,11 @@ every task gets CPU/memory requests.  Caching is on for the deterministic steps 
 generation, training with its derived seed, controller update) and off for those whose
 outputs record timings (ensemble weighing, evaluation).
 
+Time budget: when the config has ``time_budget_seconds``, the weigh step takes the
+planner's decision (:mod:`rachel.core.planner`) and the DAG is compiled with the early-stop
+conditions below; the ``plan_json`` parameter replays a recorded plan (``plan.json`` of a
+``rachel search`` run) so that the pipeline takes exactly that run's decisions.
+
 Early stop (optional, :class:`EarlyStop`): iteration ``i+1`` runs inside
 ``dsl.If(weigh_i.keep_searching)``; the matching ``dsl.Else`` evaluates the ensemble as it
 is.  The compiled DAG then nests one condition per iteration.
@@ -132,8 +137,10 @@ def build_pipeline(
                           "unrolling more iterations makes the workflow too large for etcd")
     default_config = pipeline_config(iterations, candidates, config)
     default_json = json.dumps(default_config.to_json(), sort_keys=True)
+    if early_stop is None and default_config.time_budget_seconds is not None:
+        early_stop = EarlyStop()  # the planner's stop decision needs the conditional DAG
 
-    def body(config_json: str) -> None:
+    def body(config_json: str, plan_json: str) -> None:
         split = _light(split_data(config_json=config_json), placement, "split_data")
         split.set_display_name("split-data")
         splits = split.outputs["splits"]
@@ -150,7 +157,8 @@ def build_pipeline(
             weigh_state = {} if it == 0 else {"ensemble_in": ensemble, "activations_before": fired}
             weigh = weigh_ensemble(
                 config_json=config_json, iteration=it, splits=splits,
-                candidates=dsl.Collected(train.outputs["model"]), **weigh_state,
+                candidates=dsl.Collected(train.outputs["model"]), plan_json=plan_json,
+                **weigh_state,
                 **(early_stop_args if early_stop else {}),
             )
             _light(weigh, placement, "weigh_ensemble").set_display_name(f"weigh-it{it}")
@@ -186,8 +194,8 @@ def build_pipeline(
             "target_accuracy": early_stop.target_accuracy,
         }
 
-    def rachel_pipeline(config_json: str = default_json) -> None:
-        body(config_json)
+    def rachel_pipeline(config_json: str = default_json, plan_json: str = "") -> None:
+        body(config_json, plan_json)
 
     rachel_pipeline.__doc__ = (
         f"RACHEL architecture search: {iterations} iteration(s) x {candidates} candidate(s) "

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from rachel.core.errors import ConfigError
+
 TINY_ARGS = [
     "--budget",
     "smoke",
@@ -28,6 +30,8 @@ TINY_ARGS = [
     "3",
     "--seed",
     "3",
+    "--time-budget",
+    "0",
 ]
 
 
@@ -103,7 +107,7 @@ def test_help_does_not_import_tensorflow():
 
 
 @pytest.mark.e2e
-def test_time_budget_stops_starting_iterations(fashion_files, tmp_path):
+def test_time_budget_stops_starting_iterations_and_the_plan_replays(fashion_files, tmp_path):
     from rachel.core.config import budget_config
     from rachel.core.search import run_search
 
@@ -119,13 +123,24 @@ def test_time_budget_stops_starting_iterations(fashion_files, tmp_path):
         max_width=16,
         epochs=1,
         time_budget_seconds=1.0,
-    )
+        parallel_candidates=1,
+    ).replace(train_threads=None)
     metrics = run_search(cfg, tmp_path / "run")
     assert metrics["iterations"] == 1  # the first iteration always runs; the next would overrun
-    events = [
-        json.loads(x) for x in (tmp_path / "run" / "search_log.jsonl").read_text().splitlines()
-    ]
-    assert any(e["event"] == "time_budget" and e["iterations_done"] == 1 for e in events)
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert plan["budget_seconds"] == 1.0 and plan["seed"] == cfg.seed
+    assert [(d["iteration"], d["action"]) for d in plan["decisions"]] == [(1, "stop")]
+
+    # Replaying the recorded plan takes its decision, not a new measurement.
+    replay = run_search(cfg, tmp_path / "replay", plan=plan)
+    assert replay["test_accuracy"] == metrics["test_accuracy"]
+    replayed = json.loads((tmp_path / "replay" / "plan.json").read_text())["decisions"]
+    assert replayed[0]["replayed"] and replayed[0]["action"] == "stop"
+
+    # A plan recorded for another configuration is refused before any work.
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_search(cfg.replace(seed=cfg.seed + 1), tmp_path / "other", plan=plan)
+    assert not (tmp_path / "other" / "splits.npz").exists()
 
 
 def test_reused_output_folder_drops_the_earlier_runs_artifacts(fashion_files, tmp_path):
@@ -137,7 +152,8 @@ def test_reused_output_folder_drops_the_earlier_runs_artifacts(fashion_files, tm
     cfg = budget_config(
         "smoke", data_dir=str(fashion_files), train_size=300, val_size=100, test_size=100,
         iterations=1, candidates=1, max_new_layers=1, max_width=16, epochs=1,
-    )
+        parallel_candidates=1,
+    ).replace(train_threads=None)
     run_search(cfg, tmp_path / "run")
     assert not stale.exists()
     assert sorted(p.name for p in (tmp_path / "run" / "iterations").iterdir()) == ["it000"]

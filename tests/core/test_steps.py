@@ -33,7 +33,9 @@ TINY = dict(
     batch_size=64,
     ensemble_epochs=3,
     final_ensemble_epochs=5,
+    parallel_candidates=1,
 )
+UNTIMED = dict(time_budget_seconds=None, train_threads=None, max_candidate_seconds=None)
 
 
 def _fake_trained(folder, cid, iteration, index, logits, status="ok"):
@@ -61,7 +63,9 @@ def _logits(labels, accuracy, seed, classes=10):
 
 
 def test_weigh_ensemble_rewards_and_safety_net(tiny_fashion, tmp_path):
-    cfg = budget_config("smoke", **TINY)
+    # The paper's fixed-epoch Adam fit: a bad member can raise the fitted objective, so the
+    # safety net can fire.  (Solved weights never get worse; see the next test.)
+    cfg = budget_config("smoke", **TINY, ensemble_solver="adam").replace(**UNTIMED)
     y = DatasetSplits.load(tiny_fashion).y_val
     it0 = [
         _fake_trained(tmp_path / "c0", "it000-c00", 0, 0, _logits(y, 0.6, 1)),
@@ -92,8 +96,21 @@ def test_weigh_ensemble_rewards_and_safety_net(tiny_fashion, tmp_path):
     assert e2["accepted"] and e2["members"] == ["it000-c01", "it000-c01", "it002-c00"]
 
 
+def test_solved_weights_give_a_bad_member_no_weight(tiny_fashion, tmp_path):
+    cfg = budget_config("smoke", **TINY, ensemble_solver="lbfgs").replace(**UNTIMED)
+    y = DatasetSplits.load(tiny_fashion).y_val
+    good = [_fake_trained(tmp_path / "c0", "it000-c00", 0, 0, _logits(y, 0.9, 2))]
+    e0 = steps.weigh_ensemble(cfg, 0, tiny_fashion, None, good, tmp_path / "ens0")
+    bad = [_fake_trained(tmp_path / "d0", "it001-c00", 1, 0, _logits(y, 0.02, 4) * 3)]
+    e1 = steps.weigh_ensemble(cfg, 1, tiny_fashion, tmp_path / "ens0", bad, tmp_path / "ens1")
+    assert e1["accepted"] and not e1["safety_net_activated"]
+    assert e1["objective"] <= e0["objective"] + 1e-6  # the optimum can only improve
+    state = EnsembleState.read(tmp_path / "ens1")
+    assert state.weights[1] < 1e-3
+
+
 def test_all_candidates_failing_on_an_empty_ensemble_stops(tiny_fashion, tmp_path):
-    cfg = budget_config("smoke", **TINY)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
     dirs = [_fake_trained(tmp_path / "c0", "it000-c00", 0, 0, None, status="failed")]
     with pytest.raises(CandidateFailedError, match="every candidate"):
         steps.weigh_ensemble(cfg, 0, tiny_fashion, None, dirs, tmp_path / "ens")
@@ -101,7 +118,7 @@ def test_all_candidates_failing_on_an_empty_ensemble_stops(tiny_fashion, tmp_pat
 
 
 def test_no_ensemble_ablation_keeps_one_member(tiny_fashion, tmp_path):
-    cfg = budget_config("smoke", **TINY, ensemble=False)
+    cfg = budget_config("smoke", **TINY, ensemble=False).replace(**UNTIMED)
     y = DatasetSplits.load(tiny_fashion).y_val
     a = [_fake_trained(tmp_path / "a", "it000-c00", 0, 0, _logits(y, 0.7, 1))]
     steps.weigh_ensemble(cfg, 0, tiny_fashion, None, a, tmp_path / "e0")
@@ -117,7 +134,7 @@ def test_train_candidate_failure_is_recorded(tiny_fashion, tmp_path, monkeypatch
         raise MemoryError("simulated out-of-memory on the accelerator")
 
     monkeypatch.setattr(training, "train_candidate_model", oom)
-    cfg = budget_config("smoke", **TINY)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
     cand = Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 0, 0),))
     summary = steps.train_candidate(cfg, tiny_fashion, cand.to_json(), tmp_path / "m")
     assert summary["status"] == "failed" and "out-of-memory" in summary["error"]
@@ -128,7 +145,7 @@ def test_train_candidate_failure_is_recorded(tiny_fashion, tmp_path, monkeypatch
 def trained_ensemble(tiny_fashion, tmp_path_factory):
     """generate -> train x2 -> weigh -> update -> evaluate, on real Fashion-MNIST."""
     tmp = tmp_path_factory.mktemp("steps")
-    cfg = budget_config("smoke", **TINY)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
     cands = steps.generate_candidates(cfg, 0, None, None, tmp / "ctrl_gen")
     assert [c["candidate_id"] for c in cands] == ["it000-c00", "it000-c01"]
     dirs = []
@@ -207,7 +224,7 @@ def test_export_loads_without_the_package(trained_ensemble, tiny_fashion):
 
 
 def test_training_is_reproducible_for_a_seed(tiny_fashion, tmp_path):
-    cfg = budget_config("smoke", **TINY)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
     cand = Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 1, 0),)).to_json()
     a = steps.train_candidate(cfg, tiny_fashion, cand, tmp_path / "a")
     b = steps.train_candidate(cfg, tiny_fashion, cand, tmp_path / "b")
