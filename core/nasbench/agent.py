@@ -304,7 +304,9 @@ def _layers() -> Any:
     return PositionalEmbedding, EncoderBlock, DuellingHead
 
 
-def build_q_network(config: AgentConfig, seed: int | None = None) -> Any:
+def build_q_network(
+    config: AgentConfig, seed: int | None = None, name: str = "nasbench_q_network"
+) -> Any:
     """The Q-network: inputs ``observations (B, N+1, 56)`` float32 and ``action_mask
     (B, N+1)``; output Q-values ``(B, N+1)`` with invalid actions at ``MASKED_Q``."""
     import keras
@@ -335,7 +337,7 @@ def build_q_network(config: AgentConfig, seed: int | None = None) -> Any:
     x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
     first = x[:, 0, :]
     q = duelling(tokens, seed=base + 900, name="duelling_head")(first, mask)
-    return keras.Model([obs, mask], q, name="nasbench_q_network")
+    return keras.Model([obs, mask], q, name=name)
 
 
 def count_parameters(model: Any) -> int:

@@ -67,7 +67,7 @@ class Learner:
         self.config = config
         self.encodings = encodings
         self.online = build_q_network(config, seed=config.seed)
-        self.target = build_q_network(config, seed=config.seed)
+        self.target = build_q_network(config, seed=config.seed, name="target_q_network")
         self.target.set_weights(self.online.get_weights())
         obs, mask = self.online.inputs
         tokens = config.max_neighbours + 1
@@ -78,6 +78,15 @@ class Learner:
         self.optimizer = keras.optimizers.Adam(config.learning_rate, clipnorm=config.grad_clip)
         self.train_model.compile(
             optimizer=self.optimizer, loss=keras.losses.Huber(delta=config.huber_delta)
+        )
+        # one forward call for everything the target needs (fewer per-call overheads):
+        # Q_online(s), Q_online(s') and Q_target(s')
+        nobs = keras.Input(obs.shape[1:], name="next_observations")
+        nmask = keras.Input(mask.shape[1:], name="next_action_mask")
+        self.target_model = keras.Model(
+            [obs, mask, nobs, nmask],
+            [q, self.online([nobs, nmask]), self.target([nobs, nmask])],
+            name="td_inputs",
         )
         self.updates = 0
         self.last_loss = float("nan")
@@ -90,11 +99,12 @@ class Learner:
         n = len(batch)
         obs, mask = observation_from_ids(self.encodings, batch.obs_ids)
         nobs, nmask = observation_from_ids(self.encodings, batch.next_ids)
-        both = self.q_values(np.concatenate([obs, nobs]), np.concatenate([mask, nmask]))
-        q_cur, q_next_online = both[:n], both[n:]
+        q_cur, q_next_online, q_next_target = (
+            np.asarray(x) for x in self.target_model.predict_on_batch([obs, mask, nobs, nmask])
+        )
         rows = np.arange(n)
         best_next = masked_argmax(q_next_online, nmask)  # double Q: the online net chooses
-        q_next = np.asarray(self.target.predict_on_batch([nobs, nmask]))[rows, best_next]
+        q_next = q_next_target[rows, best_next]
         y = batch.returns + batch.discounts * np.where(batch.discounts > 0, q_next, 0.0)
         td = y - q_cur[rows, batch.actions]
         onehot = np.zeros_like(mask, dtype=np.float32)

@@ -36,7 +36,9 @@ SMALL = (2, 5)
 
 
 def test_learner_update_is_double_q_with_n_step_targets(small_index):
-    learner = apex.Learner(TINY, small_index.encodings)
+    # a fixed target (no sync within the test) and a larger step, so that fitting shows
+    learner = apex.Learner(TINY.replace(learning_rate=1e-3, target_update_period=10_000),
+                           small_index.encodings)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, len(small_index), size=(16, 9)).astype(np.int32)
     ids[:, 5:] = -1
