@@ -57,7 +57,7 @@ class SearchConfig:
     train_examples: int | None = None  # training examples per candidate (None = all)
     parallel_candidates: int = 1  # candidates trained at once by `rachel search`
     train_threads: int | None = None  # intra-op threads per candidate (None = default)
-    max_candidate_seconds: float | None = None  # cost-model cap per candidate (cost_model)
+    max_candidate_seconds: float | None = None  # training-time cap per candidate (planner)
     # ensemble weighting and safety net
     ensemble_solver: str = "lbfgs"  # solved to the optimum; "adam" = the paper's fixed epochs
     ensemble_epochs: int = 10
@@ -183,7 +183,7 @@ _EXAMPLES = {int: "3", float: "0.5", str: "name", bool: "true"}
 # targets on this project's 2-core CPU machine (about 2, 10 and 30 minutes for the whole
 # run, export included) on the full official split: the recipe that learns fastest there
 # (bench/recipe.py), two one-thread candidates at a time, and the planner
-# (rachel.core.planner, rachel.core.cost_model) fitting iterations into the budget.
+# (rachel.core.planner) fitting iterations and each candidate's epochs into the budget.
 _CPU_RECIPE: dict[str, Any] = dict(
     batch_size=128,
     learning_rate=5e-3,
@@ -199,11 +199,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
         time_budget_seconds=120.0,
         iterations=3,
         candidates=2,
-        max_width=48,
-        epochs=3,
+        max_width=32,
+        epochs=2,
         patience=2,
-        train_examples=20000,
-        max_candidate_seconds=50.0,
+        max_candidate_seconds=60.0,
     ),
     "small": dict(
         _CPU_RECIPE,

@@ -1,25 +1,32 @@
 """The wall-clock planner: fit the search into ``time_budget_seconds``.
 
 The plan is the configuration's schedule (candidates per iteration, epochs, examples per
-candidate, candidates trained at once) plus one *decision* before every iteration after
-the first, taken from the candidate times measured so far::
+candidate, candidates trained at once) plus one *decision* per iteration, taken from the
+candidate times measured so far:
 
-    elapsed + estimate(next iteration) + reserve  <=  budget   -> continue
-    ... with fewer candidates (at least one round of workers)  -> continue, fewer
-    otherwise                                                  -> stop
-
-* ``estimate(next iteration)`` = rounds x the slowest candidate of the last iteration x
-  its growth over the iteration before (clamped to 1..2): the next candidates extend the
+* **Before iteration 0** every candidate gets a training time limit of
+  ``min(max_candidate_seconds, (budget - reserve) / rounds)`` (``rounds`` = candidates /
+  candidates trained at once).
+* **Before iteration i >= 1**: the seconds left (budget - elapsed - reserve) are shared by
+  the rounds of the next iteration; the most candidates whose share is at least
+  :data:`MIN_SHARE` of the estimated candidate time continue (each capped at that share),
+  else the search stops.  The estimate is the slowest candidate of the last iteration x its
+  growth over the iteration before (clamped to 1..2): the next candidates extend the
   accepted network, so they cost at least as much.
-* ``reserve`` = the final refit, evaluation and export, estimated as the measured
-  per-candidate overhead plus a fixed part (:data:`RESERVE_SECONDS`).
+* **Within a candidate** the trainer turns its time limit into a schedule: it times a few
+  training steps, then trains the most epochs (at most ``epochs``; then fewer examples)
+  that fit, with the cosine decay over exactly those epochs
+  (:func:`rachel.core.training.probe_schedule`).
 
-Wall clock varies between runs; results must not.  Every decision is recorded (in the
-ensemble state's history, and in ``plan.json`` by ``rachel search``) with the figures it
-was taken from, and :func:`decide` replays a recorded decision instead of measuring when
-one is given: the pipeline's tasks, a resumed search and ``--plan FILE`` take exactly the
-recorded decisions.  Without a time budget every decision is "continue" and the plan
-depends only on the configuration.  The module is pure Python (no TensorFlow).
+``reserve`` covers the final refit, evaluation and export (:data:`RESERVE_SECONDS`).
+
+Wall clock varies between runs; results must not.  Every decision, and every candidate's
+schedule, is recorded (in the ensemble state's history, and in ``plan.json`` by ``rachel
+search``) with the figures it was taken from.  Given a recorded plan, :func:`decide` and
+the trainer replay it instead of measuring: the pipeline's tasks, a resumed search and
+``--plan FILE`` then take exactly the recorded decisions and schedules.  Without a time
+budget every decision is "continue" without limits and the plan depends only on the
+configuration.  The module is pure Python (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from rachel.core.errors import ConfigError
 
 RESERVE_SECONDS = 15.0  # final mixture refit + servable export + test inference, 2 CPU cores
 MAX_GROWTH = 2.0
+MIN_SHARE = 0.5  # continue only if each candidate can train >= half its estimated time
+OVERHEAD_SECONDS = 5.0  # per candidate outside training (start-up, probe, save), until measured
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Decision:
     elapsed_seconds: float | None = None
     estimate_seconds: float | None = None
     budget_seconds: float | None = None
+    time_limit: float | None = None  # training seconds allowed per candidate
     replayed: bool = False
 
     def __post_init__(self) -> None:
@@ -65,6 +75,7 @@ class Decision:
                 elapsed_seconds=data.get("elapsed_seconds"),
                 estimate_seconds=data.get("estimate_seconds"),
                 budget_seconds=data.get("budget_seconds"),
+                time_limit=data.get("time_limit"),
                 replayed=replayed,
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -85,7 +96,8 @@ class Decision:
                 how = "recorded plan: " + how
         if self.action == "stop":
             return f"stop before iteration {self.iteration} ({how})"
-        return f"iteration {self.iteration}: {self.candidates} candidate(s) ({how})"
+        limit = f", <= {self.time_limit:.0f} s each" if self.time_limit is not None else ""
+        return f"iteration {self.iteration}: {self.candidates} candidate(s){limit} ({how})"
 
 
 def load_decisions(plan: Mapping[str, Any] | str | None) -> dict[int, Decision]:
@@ -98,6 +110,22 @@ def load_decisions(plan: Mapping[str, Any] | str | None) -> dict[int, Decision]:
         raise ConfigError("a plan must hold a list of decisions", "pass a plan.json from a run")
     decisions = [Decision.from_json(d) for d in raw]
     return {d.iteration: d for d in decisions}
+
+
+def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, int]]:
+    """Each candidate's recorded schedule ``{"epochs", "examples"}``, by candidate id."""
+    if plan is None:
+        return {}
+    data = json.loads(plan) if isinstance(plan, str) else plan
+    raw = data.get("schedules", {}) if isinstance(data, Mapping) else None
+    if not isinstance(raw, Mapping):
+        raise ConfigError("a plan's schedules must map candidate ids to schedules",
+                          "pass a plan.json from a run")
+    try:
+        return {str(k): {f: int(v[f]) for f in ("epochs", "examples")} for k, v in raw.items()}
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"malformed schedule in the plan ({err})",
+                          "pass a plan.json from a run") from err
 
 
 def estimate_iteration(
@@ -123,6 +151,8 @@ def decide(
     budget_seconds: float | None,
     elapsed_seconds: float,
     candidate_seconds: Sequence[Sequence[float]],
+    max_candidate_seconds: float | None = None,
+    overhead_seconds: float = OVERHEAD_SECONDS,
     reserve_seconds: float = RESERVE_SECONDS,
     recorded: Mapping[int, Decision] | None = None,
 ) -> Decision:
@@ -130,28 +160,31 @@ def decide(
     if recorded and iteration in recorded:
         return recorded[iteration]
     if budget_seconds is None:
-        return Decision(iteration, "continue", candidates)
+        return Decision(iteration, "continue", candidates, time_limit=max_candidate_seconds)
+
+    def limit(share: float) -> float:
+        cap = share - overhead_seconds
+        return round(max(1.0, min(cap, max_candidate_seconds or cap)), 1)
+
+    if iteration == 0 or not candidate_seconds:
+        rounds = math.ceil(candidates / max(1, workers))
+        share = (budget_seconds - elapsed_seconds - reserve_seconds) / rounds
+        return Decision(iteration, "continue", candidates, round(elapsed_seconds, 1), None,
+                        budget_seconds, limit(share))
     left = budget_seconds - elapsed_seconds - reserve_seconds
+    per_candidate = estimate_iteration(candidate_seconds, 1, 1)
     for count in range(candidates, 0, -1):
-        estimate = estimate_iteration(candidate_seconds, count, workers)
-        if estimate <= left:
+        rounds = math.ceil(count / max(1, workers))
+        share = left / rounds
+        if share >= MIN_SHARE * per_candidate:
             return Decision(
-                iteration, "continue", count, round(elapsed_seconds, 1), round(estimate, 1),
-                budget_seconds,
+                iteration, "continue", count, round(elapsed_seconds, 1),
+                round(rounds * min(share, per_candidate), 1), budget_seconds, limit(share),
             )
         if count <= workers:  # fewer than one round of workers saves no time
             break
-    estimate = estimate_iteration(candidate_seconds, min(candidates, workers), workers)
-    return Decision(
-        iteration, "stop", 0, round(elapsed_seconds, 1), round(estimate, 1), budget_seconds
-    )
-
-
-def planned_candidates(history: Sequence[Mapping[str, Any]], default: int) -> int:
-    """The candidates the ensemble history's last decision allows for the next iteration."""
-    if history and isinstance(history[-1].get("next"), Mapping):
-        return int(history[-1]["next"]["candidates"])
-    return default
+    return Decision(iteration, "stop", 0, round(elapsed_seconds, 1), round(per_candidate, 1),
+                    budget_seconds)
 
 
 def keep_searching(history: Sequence[Mapping[str, Any]]) -> bool:

@@ -55,7 +55,9 @@ class CandidateTrainer:
 
     A pool is used whenever ``parallel_candidates`` > 1 or ``train_threads`` is set: the
     thread count can only be fixed before TensorFlow starts, and this process has already
-    started it for the controller.
+    started it for the controller.  Workers are *spawned* (forking a process that runs
+    TensorFlow can deadlock), so a script that calls :func:`run_search` needs Python's
+    usual ``if __name__ == "__main__":`` guard; ``rachel search`` has it.
     """
 
     def __init__(self, config: SearchConfig) -> None:
@@ -138,12 +140,13 @@ def run_search(
     controller: Path | None = None
     ensemble: Path | None = None
     decisions: list[dict[str, Any]] = []
+    schedules: dict[str, dict[str, int]] = {}
     trainer = CandidateTrainer(config)
     try:
         for iteration in range(config.iterations):
             it_dir = output / "iterations" / f"it{iteration:03d}"
             candidates = steps.generate_candidates(
-                config, iteration, controller, ensemble, it_dir / "controller_gen"
+                config, iteration, controller, ensemble, it_dir / "controller_gen", plan=plan
             )
             dirs = []
             for target, summary in trainer.train(splits, candidates, it_dir / "candidates"):
@@ -156,11 +159,13 @@ def run_search(
             )
             emit({"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}})
             ensemble = new_ensemble
+            schedules.update(entry.get("schedules", {}))
             if entry.get("next"):
                 decisions.append(entry["next"])
-                storage.write_json(
-                    output / "plan.json", {**plan_summary(config), "decisions": decisions}
-                )
+            storage.write_json(
+                output / "plan.json",
+                {**plan_summary(config), "decisions": decisions, "schedules": schedules},
+            )
             if not planner.keep_searching([entry]):
                 break  # the last controller update would teach nothing that is used
             controller_out = it_dir / "controller"

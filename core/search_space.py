@@ -144,13 +144,17 @@ class Candidate:
     index: int
     base: ArchitectureSpec
     decisions: tuple[LayerTokens, ...]
+    # The planner's limits (rachel.core.planner): a wall-clock cap on training, or the
+    # recorded schedule {"epochs", "examples"} of a replayed plan (which then wins).
+    time_limit: float | None = None
+    schedule: dict[str, int] | None = None
 
     @property
     def spec(self) -> ArchitectureSpec:
         return self.base.extend(self.decisions)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "candidate_id": self.candidate_id,
             "iteration": self.iteration,
             "index": self.index,
@@ -158,6 +162,11 @@ class Candidate:
             "decisions": [list(d.as_tuple()) for d in self.decisions],
             "spec": self.spec.to_json(),
         }
+        if self.time_limit is not None:
+            out["time_limit"] = self.time_limit
+        if self.schedule is not None:
+            out["schedule"] = dict(self.schedule)
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any] | str) -> Candidate:
@@ -169,6 +178,10 @@ class Candidate:
                 index=int(data["index"]),
                 base=ArchitectureSpec.from_json(data["base"]),
                 decisions=tuple(LayerTokens(*map(int, d)) for d in data["decisions"]),
+                time_limit=None if data.get("time_limit") is None else float(data["time_limit"]),
+                schedule=None
+                if data.get("schedule") is None
+                else {k: int(data["schedule"][k]) for k in ("epochs", "examples")},
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"malformed candidate {str(data)[:200]}", "re-run generate") from err

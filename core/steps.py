@@ -96,50 +96,63 @@ def generate_candidates(
     controller_in: str | Path | None,
     ensemble_in: str | Path | None,
     controller_out: str | Path,
+    *,
+    plan: dict[str, Any] | str | None = None,
 ) -> list[dict[str, Any]]:
-    """Sample ``config.candidates`` proposals that extend the ensemble's best subnetwork.
+    """Sample the planned number of proposals that extend the ensemble's best subnetwork.
 
     The controller is created from the seed at iteration 0 (``controller_in`` None).  Its
     state, with the sampled decisions pending a reward, is written to ``controller_out``.
+    Each candidate carries the planner's time limit for this iteration, or its recorded
+    schedule when ``plan`` (a recorded plan) has one.
     """
     controller = (
         Controller.load(controller_in) if controller_in else Controller(controller_settings(config))
     )
     state = EnsembleState.read(ensemble_in)
     base = ArchitectureSpec.from_json(state.best_spec) if state.best_spec else ArchitectureSpec()
-    count = planner.planned_candidates(state.history, config.candidates)
-    if count < 1:
+    if iteration == 0:
+        decision = planner.decide(
+            0, candidates=config.candidates, workers=config.parallel_candidates,
+            budget_seconds=config.time_budget_seconds, elapsed_seconds=0.0,
+            candidate_seconds=[], max_candidate_seconds=config.max_candidate_seconds,
+            recorded=planner.load_decisions(plan),
+        )
+    else:
+        decision = planner.Decision.from_json(
+            state.history[-1].get("next") or {"iteration": iteration, "action": "continue",
+                                              "candidates": config.candidates},
+            replayed=False,
+        )
+    if decision.action == "stop":
         raise CandidateFailedError(
             f"the plan stopped the search before iteration {iteration}",
             "evaluate the ensemble of the previous iteration",
         )
-    ids = [candidate_id(iteration, k) for k in range(count)]
+    schedules = planner.load_schedules(plan)
+    ids = [candidate_id(iteration, k) for k in range(decision.candidates)]
     proposals = controller.propose(ids, config.temperature_at(iteration))
     controller.save(controller_out)
     return [
-        Candidate(cid, iteration, k, base, proposals[cid]).to_json() for k, cid in enumerate(ids)
+        Candidate(
+            cid, iteration, k, base, proposals[cid],
+            time_limit=decision.time_limit, schedule=schedules.get(cid),
+        ).to_json()
+        for k, cid in enumerate(ids)
     ]
 
 
 # ------------------------------------------------------------------- 3. training
-def training_settings(
-    config: SearchConfig, seed: int, spec: ArchitectureSpec | None = None, splits: Any = None
-) -> Any:
-    """The recipe for one candidate; with ``spec`` and ``splits``, its epochs and examples
-    are bounded by the cost model's per-candidate cap (:mod:`rachel.core.cost_model`)."""
-    from rachel.core import cost_model
+def training_settings(config: SearchConfig, seed: int, candidate: Candidate | None = None) -> Any:
+    """The recipe for one candidate, with the planner's limits the candidate carries: a
+    recorded schedule (replayed exactly) or a time limit (the trainer probes its speed)."""
     from rachel.core.training import TrainingSettings
 
-    epochs, examples = config.epochs, config.train_examples
-    if spec is not None and splits is not None:
-        available = len(splits.y_train)
-        plan = cost_model.schedule(
-            spec, tuple(splits.input_shape), int(splits.num_classes),
-            epochs=config.epochs, examples=min(examples or available, available),
-            max_seconds=config.max_candidate_seconds, threads=config.train_threads,
-            pool_first=config.pool_first,
-        )
-        epochs, examples = plan.epochs, plan.examples
+    epochs, examples, time_limit = config.epochs, config.train_examples, None
+    if candidate is not None and candidate.schedule is not None:
+        epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]
+    elif candidate is not None:
+        time_limit = candidate.time_limit
     return TrainingSettings(
         epochs=epochs,
         batch_size=config.batch_size,
@@ -152,6 +165,7 @@ def training_settings(
         train_examples=examples,
         head=config.head,
         pool_first=config.pool_first,
+        time_limit=time_limit,
     )
 
 
@@ -177,7 +191,7 @@ def train_candidate(
     options = devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)
     splits = _load_splits(splits_in)
     started = time.time()
-    settings = training_settings(config, seed, cand.spec, splits)
+    settings = training_settings(config, seed, cand)
     devices.limit_threads(settings.threads)  # a ConfigError here is the run's, not the candidate's
     with storage.atomic_dir(model_out) as tmp:
         (tmp / CANDIDATE_FILE).write_text(json.dumps(cand.to_json(), indent=2))
@@ -195,13 +209,7 @@ def train_candidate(
         else:
             result.model.save(tmp / MODEL_FILE)
             np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
-            metrics = {
-                "status": "ok",
-                **result.metrics,
-                "scheduled_epochs": settings.epochs,
-                "capped": settings.epochs < config.epochs
-                or (settings.train_examples or 0) < (config.train_examples or len(splits.y_train)),
-            }
+            metrics = {"status": "ok", **result.metrics}
         metrics.update(
             candidate_id=cand.candidate_id,
             spec=cand.spec.to_json(),
@@ -323,6 +331,11 @@ def weigh_ensemble(
             elapsed_seconds = time.time() - (state.started_at or time.time())
         seconds = [h.get("candidate_seconds", []) for h in state.history]
         seconds.append([float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok])
+        overheads = [
+            float(tc.metrics["step_seconds"]) - float(tc.metrics["train_seconds"])
+            for tc in trained
+            if tc.ok and "step_seconds" in tc.metrics and "train_seconds" in tc.metrics
+        ]
         entry["next"] = planner.decide(
             iteration + 1,
             candidates=config.candidates,
@@ -330,11 +343,18 @@ def weigh_ensemble(
             budget_seconds=config.time_budget_seconds,
             elapsed_seconds=elapsed_seconds,
             candidate_seconds=seconds,
+            max_candidate_seconds=config.max_candidate_seconds,
+            overhead_seconds=max(overheads, default=planner.OVERHEAD_SECONDS),
             recorded=planner.load_decisions(plan),
         ).to_json()
     entry["candidate_seconds"] = [
         float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok
     ]
+    entry["schedules"] = {
+        tc.candidate.candidate_id: tc.metrics["schedule"]
+        for tc in trained
+        if tc.ok and "schedule" in tc.metrics
+    }
     entry.update(
         best_candidate=best_id,
         accepted=bool(decision.accept and best_id is not None),

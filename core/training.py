@@ -59,6 +59,7 @@ class TrainingSettings:
     train_examples: int | None = None  # None = the whole training split
     head: str = "flatten"  # see rachel.core.architecture
     pool_first: bool = False
+    time_limit: float | None = None  # seconds: probe, then train the epochs that fit
 
 
 @dataclass
@@ -159,6 +160,43 @@ def fit_model(
     return best_logits, metrics
 
 
+PROBE_BATCHES = 6
+MIN_EXAMPLES = 1000
+
+
+def probe_schedule(
+    build: Any, splits: Any, settings: TrainingSettings
+) -> tuple[TrainingSettings, dict[str, Any]]:
+    """Time a few training steps of a throw-away copy of the model and return the settings
+    with the most epochs (at most ``settings.epochs``), then examples, that fit
+    ``settings.time_limit`` seconds, plus what was measured.
+
+    The real model is built afresh from the seed afterwards, so the result depends only
+    on the chosen schedule: a replayed plan passes that schedule and skips the probe.
+    """
+    import dataclasses
+
+    x_train, y_train = training_subset(splits, settings)
+    batch = settings.batch_size
+    n_probe = min(len(x_train), batch * (PROBE_BATCHES + 1))
+    model = build()
+    compile_for_training(model, settings, max(1, math.ceil(len(x_train) / batch)))
+    x, y = normalise(x_train[:n_probe]), y_train[:n_probe]
+    model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace
+    started = time.perf_counter()
+    model.fit(x[batch:], y[batch:], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    per_example = (time.perf_counter() - started) / max(1, n_probe - batch)
+    validation = len(splits.y_val) * per_example / 3.0  # inference: ~1/3 of a training step
+    limit = float(settings.time_limit or math.inf)
+    n = len(x_train)
+    epochs = int(min(settings.epochs, limit // (n * per_example + validation)))
+    if epochs < 1:
+        epochs = 1
+        n = int(min(n, max(MIN_EXAMPLES, (limit - validation) // per_example)))
+    probe = {"seconds_per_example": per_example, "time_limit": settings.time_limit}
+    return dataclasses.replace(settings, epochs=epochs, train_examples=n, time_limit=None), probe
+
+
 def train_candidate_model(
     spec: ArchitectureSpec,
     splits: Any,
@@ -176,16 +214,24 @@ def train_candidate_model(
     limit_threads(settings.threads)
     import keras
 
-    keras.utils.set_random_seed(settings.seed)
-    started = time.perf_counter()
-    with training_scope(devices):
-        model = decode(
+    def build() -> Any:
+        return decode(
             spec, tuple(splits.input_shape), splits.num_classes,
             head=settings.head, pool_first=settings.pool_first,
         )
+
+    started = time.perf_counter()
+    probe: dict[str, Any] | None = None
+    with training_scope(devices):
+        if settings.time_limit is not None:
+            settings, probe = probe_schedule(build, splits, settings)
+        keras.utils.set_random_seed(settings.seed)
+        model = build()
         val_logits, metrics = fit_model(model, splits, settings, xla=devices.xla, verbose=verbose)
     train_seconds = time.perf_counter() - started
     metrics.update(
+        schedule={"epochs": settings.epochs, "examples": metrics["train_examples"]},
+        probe=probe,
         train_seconds=train_seconds,
         images_per_second=metrics["train_examples"] * metrics["epochs_run"] / train_seconds,
         params=int(model.count_params()),

@@ -147,7 +147,8 @@ def build_pipeline(
 
         def iteration(it: int, controller: Any, ensemble: Any, fired: Any) -> None:
             state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
-            gen = generate_candidates(config_json=config_json, iteration=it, **state)
+            gen = generate_candidates(config_json=config_json, iteration=it, plan_json=plan_json,
+                                      **state)
             _light(gen, placement, "generate_candidates").set_display_name(f"generate-it{it}")
             fan_out = dsl.ParallelFor(gen.outputs["Output"], parallelism=placement.parallelism)
             with fan_out as candidate:

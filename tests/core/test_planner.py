@@ -2,9 +2,8 @@
 
 import pytest
 
-from rachel.core import cost_model, planner
+from rachel.core import planner
 from rachel.core.errors import ConfigError
-from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
 
 
 def _decide(iteration=1, **kw):
@@ -18,19 +17,28 @@ def test_no_budget_always_continues_with_the_configured_candidates():
     assert (d.action, d.candidates, d.estimate_seconds) == ("continue", 4, None)
 
 
+def test_iteration_zero_shares_the_budget_among_its_rounds():
+    d = _decide(iteration=0, candidate_seconds=[], elapsed_seconds=0.0, overhead_seconds=5.0)
+    # (600 - 10) / 2 rounds - 5 s overhead
+    assert (d.action, d.candidates, d.time_limit) == ("continue", 4, pytest.approx(290.0))
+    capped = _decide(iteration=0, candidate_seconds=[], max_candidate_seconds=100.0)
+    assert capped.time_limit == 100.0
+
+
 def test_continue_when_the_next_iteration_fits():
-    d = _decide()  # 2 rounds x 60 s = 120 s; 100 + 120 + 10 <= 600
+    d = _decide(overhead_seconds=5.0)  # left 490 s over 2 rounds: 245 s >= 60 s each
     assert (d.action, d.candidates) == ("continue", 4)
-    assert d.estimate_seconds == pytest.approx(120.0)
+    assert d.estimate_seconds == pytest.approx(120.0) and d.time_limit == pytest.approx(240.0)
 
 
-def test_fewer_candidates_when_only_one_round_fits():
-    d = _decide(elapsed_seconds=480.0)  # 4 candidates need 120 s, one round of 2 needs 60 s
-    assert (d.action, d.candidates) == ("continue", 2)
+def test_fewer_candidates_when_the_share_gets_too_small():
+    # left 50 s: 2 rounds give 25 s (< half of the 60 s estimate), one round 50 s
+    d = _decide(elapsed_seconds=540.0, overhead_seconds=5.0)
+    assert (d.action, d.candidates, d.time_limit) == ("continue", 2, pytest.approx(45.0))
 
 
 def test_stop_when_not_even_one_round_fits():
-    d = _decide(elapsed_seconds=540.0)
+    d = _decide(elapsed_seconds=570.0)  # left 20 s < 30 s
     assert (d.action, d.candidates) == ("stop", 0)
     assert "stop before iteration 1" in d.describe()
 
@@ -43,7 +51,7 @@ def test_growth_between_iterations_is_extrapolated_and_clamped():
 
 
 def test_recorded_decisions_are_replayed_not_measured():
-    first = _decide(elapsed_seconds=540.0)  # measured: stop
+    first = _decide(elapsed_seconds=570.0)  # measured: stop
     plan = {"decisions": [first.to_json()]}
     recorded = planner.load_decisions(plan)
     replay = _decide(elapsed_seconds=0.0, recorded=recorded)  # would fit now, but replays
@@ -59,38 +67,14 @@ def test_a_malformed_plan_is_a_config_error():
 
 
 def test_history_helpers_read_the_last_decision():
-    stop = _decide(elapsed_seconds=540.0).to_json()
-    go = _decide(elapsed_seconds=480.0).to_json()
-    assert planner.planned_candidates([{"next": go}], 4) == 2
-    assert planner.planned_candidates([], 4) == 4
+    stop = _decide(elapsed_seconds=570.0).to_json()
+    go = _decide(elapsed_seconds=540.0).to_json()
     assert planner.keep_searching([{"next": go}]) and not planner.keep_searching([{"next": stop}])
 
 
-def _spec(*layers):
-    return ArchitectureSpec(tuple(Layer(BlockType(b), w) for b, w in layers))
-
-
-def test_cost_grows_with_width_depth_and_resolution():
-    shape = (28, 28, 1)
-    small = cost_model.forward_macs(_spec((0, 32)), shape, 10)
-    wide = cost_model.forward_macs(_spec((0, 64)), shape, 10)
-    deep = cost_model.forward_macs(_spec((0, 32), (0, 64)), shape, 10)
-    res = cost_model.forward_macs(_spec((1, 32)), shape, 10)  # keeps 28x28
-    assert small < wide and small < deep and small < res
-    fast = cost_model.forward_macs(_spec((0, 32), (0, 64)), shape, 10, pool_first=True)
-    assert fast < deep
-
-
-def test_schedule_caps_epochs_then_examples_deterministically():
-    spec, shape = _spec((1, 64), (1, 64)), (28, 28, 1)
-    free = cost_model.schedule(spec, shape, 10, epochs=4, examples=50_000, max_seconds=None,
-                               threads=1)
-    assert (free.epochs, free.examples, free.capped) == (4, 50_000, False)
-    capped = cost_model.schedule(spec, shape, 10, epochs=4, examples=50_000,
-                                 max_seconds=free.estimated_seconds / 2.5, threads=1)
-    assert (capped.epochs, capped.examples, capped.capped) == (1, 50_000, True)
-    tiny = cost_model.schedule(spec, shape, 10, epochs=4, examples=50_000,
-                               max_seconds=free.estimated_seconds / 40, threads=1)
-    assert tiny.epochs == 1 and 1000 <= tiny.examples < 50_000
-    assert tiny == cost_model.schedule(spec, shape, 10, epochs=4, examples=50_000,
-                                       max_seconds=free.estimated_seconds / 40, threads=1)
+def test_schedules_load_from_a_plan_and_bad_ones_are_refused():
+    plan = {"schedules": {"it000-c00": {"epochs": 2, "examples": 5000}}}
+    assert planner.load_schedules(plan) == {"it000-c00": {"epochs": 2, "examples": 5000}}
+    assert planner.load_schedules(None) == {}
+    with pytest.raises(ConfigError, match="schedule"):
+        planner.load_schedules({"schedules": {"it000-c00": {"epochs": 2}}})
