@@ -103,6 +103,9 @@ def register(sub: Any) -> None:
     s.add_argument("--table", help="Parquet table (default: the shared NAS-Bench-101 table)")
     s.add_argument("--test-fraction", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--models", type=int, default=1, help="XGBoost models in the ensemble")
+    s.add_argument("--penalty", type=float, default=0.0,
+                   help="score = ensemble mean - penalty x ensemble std")
     s.add_argument("--output", help="write the report JSON here")
     s.set_defaults(handler=_surrogate)
 
@@ -149,6 +152,14 @@ def _register_pipeline(nb: Any) -> None:
                        help="a GPU learner with RACHEL's L4 placement (default: CPU)")
         q.add_argument("--name", default=None, help="pipeline name")
 
+    def target(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--table", required=True,
+                       help="Parquet or .tfrecord table (path/gs://; gs:// for submit)")
+        q.add_argument("--registry", required=True,
+                       help="registry URI to publish to (path/gs://; gs:// for submit)")
+        q.add_argument("--agent-name", default="nasbench101")
+        q.add_argument("--version", default="", help="registry version (default: UTC time)")
+
     c = pc.add_parser("compile", help="write the pipeline IR YAML")
     shape(c)
     c.add_argument("--output", required=True, help="the YAML file to write (path/gs://)")
@@ -156,19 +167,13 @@ def _register_pipeline(nb: Any) -> None:
 
     r = pc.add_parser("run", help="run the pipeline here under kfp.local")
     shape(r)
-    r.add_argument("--table", required=True, help="Parquet or .tfrecord table (path/gs://)")
-    r.add_argument("--registry", required=True, help="registry URI to publish to (path/gs://)")
-    r.add_argument("--agent-name", default="nasbench101")
-    r.add_argument("--version", default="", help="registry version (default: UTC timestamp)")
+    target(r)
     r.add_argument("--output", default="runs/nasbench-pipeline", help="local pipeline root")
     r.set_defaults(handler=_pipeline_run)
 
     u = pc.add_parser("submit", help="upload the pipeline to Kubeflow Pipelines and start a run")
     shape(u)
-    u.add_argument("--table", required=True, help="gs:// table the cluster can read")
-    u.add_argument("--registry", required=True, help="gs:// registry URI to publish to")
-    u.add_argument("--agent-name", default="nasbench101")
-    u.add_argument("--version", default="")
+    target(u)
     u.add_argument("--host", required=True, help="KFP API endpoint, e.g. https://HOST/pipeline")
     u.add_argument("--namespace", default=None)
     u.add_argument("--experiment", default="rachel-nasbench")
@@ -265,7 +270,8 @@ def _surrogate(args: argparse.Namespace) -> int:
 
     bench = BenchTable.load(args.table or str(default_table_path()))
     _, report = evaluate_surrogate(
-        bench, test_fraction=args.test_fraction, seed=args.seed, n_jobs=1
+        bench, test_fraction=args.test_fraction, seed=args.seed, n_jobs=1,
+        n_models=args.models, penalty=args.penalty,
     )
     data = asdict(report)
     print(json.dumps(data, indent=2, default=str))

@@ -75,20 +75,7 @@ class NasBenchRun:
                 max_neighbours=8,
                 surrogate_params={"n_estimators": 40, "max_depth": 4},
             ),
-            AgentConfig(
-                max_neighbours=8,
-                latent=16,
-                mlp_dim=32,
-                heads=2,
-                transformer_layers=1,
-                num_actors=2,
-                envs_per_actor=4,
-                learning_starts=64,
-                batch_size=16,
-                total_env_steps=300,
-                checkpoint_period=100,
-                target_update_period=50,
-            ),
+            AgentConfig.smoke(total_env_steps=300, checkpoint_period=100, target_update_period=50),
             ProtocolConfig(
                 k_sets=1, m_states=20, budgets=(5, 10), curve_lengths=(10,), n_resamples=200
             ),

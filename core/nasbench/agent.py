@@ -166,6 +166,26 @@ class AgentConfig:
         return cls(**obj)
 
     @classmethod
+    def smoke(cls, **overrides: Any) -> AgentConfig:
+        """A network and budget small enough for seconds-long tests and CI runs."""
+        tiny: dict[str, Any] = {
+            "max_neighbours": 8,
+            "latent": 16,
+            "mlp_dim": 32,
+            "heads": 2,
+            "transformer_layers": 1,
+            "num_actors": 2,
+            "envs_per_actor": 4,
+            "learning_starts": 64,
+            "batch_size": 16,
+            "target_update_period": 20,
+            "checkpoint_period": 40,
+            "total_env_steps": 400,
+            "weight_sync_period": 10,
+        }
+        return cls(**{**tiny, **overrides})
+
+    @classmethod
     def ablation(cls, kind: str, value: Any, **overrides: Any) -> AgentConfig:
         """The section 5 ablations as configuration: ``gamma`` (0.9/0.95/0.99),
         ``neighbours`` (25/50/100), ``shaping`` (None/2/6/10)."""

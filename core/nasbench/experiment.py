@@ -57,6 +57,11 @@ class ExperimentSettings:
     surrogate_params: Mapping[str, Any] | None = None
     seed: int = 0
 
+    def surrogate_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of every surrogate fit made for these settings."""
+        return {"seed": self.seed, "n_jobs": 1, "params": dict(self.surrogate_params or {}),
+                "n_models": self.surrogate_models, "penalty": self.surrogate_penalty}
+
     def validate(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {self.estimator!r}", f"use one of {ESTIMATORS}")
@@ -138,9 +143,7 @@ def prepare_ground(settings: ExperimentSettings) -> Ground:
         if settings.surrogate:
             surrogate = SurrogateEstimator.load(settings.surrogate, bench)
         else:
-            surrogate = SurrogateEstimator.fit(
-                bench, seed=settings.seed, n_jobs=1, n_models=settings.surrogate_models,
-                penalty=settings.surrogate_penalty, params=dict(settings.surrogate_params or {}))
+            surrogate = SurrogateEstimator.fit(bench, **settings.surrogate_kwargs())
         accuracy = surrogate.predict_features(index.encodings)
         mode = "tabular"
     else:

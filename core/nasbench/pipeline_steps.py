@@ -116,26 +116,11 @@ def fit_surrogate(settings_json: str, table_dir: str, out_dir: str) -> dict[str,
             "metrics": {"known_cells": float(known)},
             "metadata": {"estimator": "tabular", "fingerprint": ""},
         }
-    params = dict(settings.surrogate_params or {})
-    _, report = evaluate_surrogate(
-        bench,
-        seed=settings.seed,
-        n_jobs=1,
-        params=params,
-        n_models=settings.surrogate_models,
-        penalty=settings.surrogate_penalty,
-    )
+    _, report = evaluate_surrogate(bench, **settings.surrogate_kwargs())
     # the model the agents use is fit on every known cell (the report's is on 80 %)
     from rachel.core.nasbench.estimators import SurrogateEstimator
 
-    model = SurrogateEstimator.fit(
-        bench,
-        seed=settings.seed,
-        n_jobs=1,
-        params=params,
-        n_models=settings.surrogate_models,
-        penalty=settings.surrogate_penalty,
-    )
+    model = SurrogateEstimator.fit(bench, **settings.surrogate_kwargs())
     model.save(str(Path(out_dir) / SURROGATE_FILE))
     storage.write_json(str(Path(out_dir) / "held_out_report.json"), report.as_dict())
     metrics = {

@@ -17,28 +17,15 @@ from rachel.core.nasbench.agent import AgentConfig, masked_argmax, observation_f
 from rachel.core.nasbench.policy import AgentSearcher, TrainedAgent
 from rachel.core.nasbench.replay import Batch
 
-TINY = AgentConfig(
-    max_neighbours=8,
-    latent=16,
-    mlp_dim=32,
-    heads=2,
-    transformer_layers=1,
-    num_actors=2,
-    envs_per_actor=4,
-    learning_starts=64,
-    batch_size=16,
-    target_update_period=20,
-    checkpoint_period=40,
-    total_env_steps=400,
-    weight_sync_period=10,
-)
+TINY = AgentConfig.smoke()
 SMALL = (2, 5)
 
 
 def test_learner_update_is_double_q_with_n_step_targets(small_index):
     # a fixed target (no sync within the test) and a larger step, so that fitting shows
-    learner = apex.Learner(TINY.replace(learning_rate=1e-3, target_update_period=10_000),
-                           small_index.encodings)
+    learner = apex.Learner(
+        TINY.replace(learning_rate=1e-3, target_update_period=10_000), small_index.encodings
+    )
     rng = np.random.default_rng(0)
     ids = rng.integers(0, len(small_index), size=(16, 9)).astype(np.int32)
     ids[:, 5:] = -1
@@ -111,6 +98,7 @@ def test_train_checkpoints_resume_and_search(small_index, small_dense_accuracy, 
         assert t.final_accuracy in t.queried.tolist() and len(t.queried) <= 33
 
 
+@pytest.mark.slow  # ~13 s on a quiet 2-core machine: a spawned process imports Keras
 def test_actor_processes(small_index, small_dense_accuracy, tmp_path):
     cfg = TINY.replace(actor_processes=1, total_env_steps=300, updates_per_step=0.1)
     res = apex.train(
