@@ -111,8 +111,11 @@ def _training(task: dsl.PipelineTask, placement: Placement) -> dsl.PipelineTask:
 def pipeline_config(
     iterations: int, candidates: int, config: SearchConfig | None = None
 ) -> SearchConfig:
-    """The config a compiled pipeline runs by default (iterations/candidates made to match)."""
-    base = config if config is not None else budget_config("smoke")
+    """The config a compiled pipeline runs by default (iterations/candidates made to match);
+    without ``config``, the smoke preset without its time budget (a plain, unconditional DAG)."""
+    base = config if config is not None else budget_config("smoke").replace(
+        time_budget_seconds=None
+    )
     return base.replace(iterations=iterations, candidates=candidates)
 
 

@@ -283,3 +283,19 @@ def test_oversized_ir_is_refused_with_a_fix() -> None:
         compile_to_bytes(iterations=2, candidates=2, max_bytes=10_000,
                          early_stop=EarlyStop(target_accuracy=0.9))
     assert "early stop" in str(err.value)
+
+
+def test_a_time_budget_compiles_the_planner_stop_conditions() -> None:
+    from rachel.core.config import budget_config
+
+    config = budget_config("smoke", time_budget_seconds=300.0)
+    spec, _ = _docs(compile_to_bytes(iterations=3, candidates=2, config=config))
+    root = spec["root"]["dag"]["tasks"]
+    conditions = [k for k in root if k.startswith("condition")]
+    assert conditions, "a time budget must compile the conditional (early-stop) DAG"
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert "plan_json" in params and params["plan_json"]["defaultValue"] == ""
+    default = json.loads(params["config_json"]["defaultValue"])
+    assert default["time_budget_seconds"] == 300.0
+    weigh = next(t for t in root.values() if t["taskInfo"]["name"] == "weigh-it0")
+    assert "plan_json" in weigh["inputs"]["parameters"]
