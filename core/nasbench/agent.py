@@ -23,6 +23,13 @@ there): the number of encoder layers (2), transformer depth (2) and heads (4), M
 (512), learned (not sinusoidal) positional embeddings, pre-norm blocks, no dropout.  Every
 initializer is seeded from ``AgentConfig.seed`` (no global seed).
 
+Network size on a small machine (measured, niced on a shared 2-core machine, so absolute
+figures are pessimistic): in a 60 s probe on the full graph (4 actors x 8 envs, inline) the
+paper-sized network (latent 256, 2 blocks, MLP 512) made 8 learner updates including its
+compilation, a small one (latent 64, 1 block, 2 heads, MLP 128) 440; ``bench/nasbench_agent.py``
+therefore trains the small one (15 min: 35,648 env steps, 8,408 updates) and the defaults stay
+the paper's for a GPU learner.
+
 Only ``keras`` and ``keras.ops`` are used: the module runs on the TensorFlow backend here and
 on JAX or PyTorch (``KERAS_BACKEND``); a test runs it on JAX.  Keras is imported lazily, so
 importing this module (for :class:`AgentConfig`) does not import TensorFlow.
