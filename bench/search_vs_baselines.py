@@ -181,8 +181,10 @@ def run_autokeras(args, started):
             if time.time() - started > args.budget - 10:
                 self.model.stop_training = True
 
-    clf = ak.ImageClassifier(max_trials=100, overwrite=True, seed=args.seed,
-                             directory=tempfile.mkdtemp())
+    # num_classes as a Python int: inferred from the labels it is a NumPy integer, which
+    # Keras 3.15's Dense(units=...) refuses ("expected a positive integer").
+    clf = ak.ImageClassifier(num_classes=int(splits.num_classes), max_trials=100,
+                             overwrite=True, seed=args.seed, directory=tempfile.mkdtemp())
     _limit_trials(clf.tuner, started, args.budget)
     clf.fit(splits.x_train, splits.y_train, validation_data=(splits.x_val, splits.y_val),
             epochs=10, callbacks=[Deadline()], verbose=0)
@@ -239,7 +241,8 @@ def run_one(method: str, budget: int, seed: int, data_dir: str) -> dict:
     sampler.join()
     lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{method} budget {budget} seed {seed} failed:\n{err[-3000:]}")
+        return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}",
+                "stderr_tail": err[-2000:], "peak_rss_mib": peak[0] / 2**20}
     return {**json.loads(lines[-1][7:]), "peak_rss_mib": peak[0] / 2**20}
 
 
@@ -252,7 +255,10 @@ def summarise(runs: list[dict]) -> None:
     for budget in budgets:
         rows = []
         for method in METHODS:
-            sel = [r for r in runs if r["budget"] == budget and r["method"] == method]
+            every = [r for r in runs if r["budget"] == budget and r["method"] == method]
+            sel = [r for r in every if "error" not in r]
+            if len(sel) < len(every):
+                rows.append((method, f"failed: {every[-1].get('error', '?')}"))
             if not sel:
                 continue
             acc = np.array([r["test_accuracy"] for r in sel])
@@ -263,10 +269,9 @@ def summarise(runs: list[dict]) -> None:
                 f"peak {max(r['peak_rss_mib'] for r in sel):.0f} MiB")))
         print(f"\nbudget {budget} s")
         print_key_values(rows, header="method")
-        rl = {r["seed"]: r["test_accuracy"] for r in runs
-              if r["budget"] == budget and r["method"] == "rachel"}
-        rnd = {r["seed"]: r["test_accuracy"] for r in runs
-               if r["budget"] == budget and r["method"] == "rachel_random"}
+        ok = [r for r in runs if "error" not in r and r["budget"] == budget]
+        rl = {r["seed"]: r["test_accuracy"] for r in ok if r["method"] == "rachel"}
+        rnd = {r["seed"]: r["test_accuracy"] for r in ok if r["method"] == "rachel_random"}
         paired = [rl[s] - rnd[s] for s in sorted(set(rl) & set(rnd))]
         if len(paired) >= 2:
             d = np.array(paired)
@@ -304,6 +309,9 @@ def main() -> int:
                     continue
                 run = run_one(method, budget, seed, args.data_dir)
                 results.add(key, {"method": method, "budget": budget, "seed": seed, **run})
+                if "error" in run:
+                    print(f"{key}: FAILED {run['error']}", flush=True)
+                    continue
                 print(f"{key}: test {run['test_accuracy']:.4f}, "
                       f"{run['wall_seconds']:.0f} s, {run['peak_rss_mib']:.0f} MiB", flush=True)
     summarise(results.runs)

@@ -45,6 +45,9 @@ def _load_splits(uri: str | Path) -> Any:
     return DatasetSplits.load(str(uri))
 
 
+PRUNE_WEIGHT = 1e-3  # members below this mixture weight are left out of the export
+
+
 def derived_seed(seed: int, *keys: int) -> int:
     """A per-purpose 31-bit seed from the run seed (recorded wherever it is used)."""
     return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] & 0x7FFFFFFF)
@@ -87,6 +90,9 @@ def controller_settings(config: SearchConfig) -> ControllerSettings:
         gamma=config.gamma,
         entropy_coef=config.entropy_coef,
         critic_coef=config.critic_coef,
+        advantage=config.controller_advantage,
+        baseline_decay=config.controller_baseline_decay,
+        scale_floor=config.controller_scale_floor,
     )
 
 
@@ -429,6 +435,12 @@ def evaluate_ensemble(
     merged: dict[str, float] = {}
     for member, weight in zip(state.members, fit.weights, strict=True):
         merged[member["candidate_id"]] = merged.get(member["candidate_id"], 0.0) + float(weight)
+    # Solved weights send useless members to ~0: leave those out of the servable model
+    # (smaller and faster; the mixture changes by less than PRUNE_WEIGHT per member).
+    pruned = sorted(cid for cid, w in merged.items() if w < PRUNE_WEIGHT and len(merged) > 1)
+    kept = {cid: w for cid, w in merged.items() if cid not in pruned}
+    total = sum(kept.values())
+    merged = {cid: w / total for cid, w in kept.items()}
     models = [keras.saving.load_model(state.member_folder(cid) / MODEL_FILE) for cid in merged]
     servable = build_servable(models, list(merged.values()), tuple(splits.input_shape))
 
@@ -461,6 +473,7 @@ def evaluate_ensemble(
             for (cid, w), m in zip(merged.items(), models, strict=True)
         ],
         "mixture_weights": [float(w) for w in fit.weights],
+        "pruned_members": pruned,
         "inference_seconds": inference_seconds,
         "test_examples": int(len(splits.y_test)),
         "wall_seconds": wall,

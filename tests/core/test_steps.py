@@ -232,3 +232,39 @@ def test_training_is_reproducible_for_a_seed(tiny_fashion, tmp_path):
     np.testing.assert_array_equal(
         np.load(tmp_path / "a" / VAL_LOGITS_FILE), np.load(tmp_path / "b" / VAL_LOGITS_FILE)
     )
+
+
+def test_a_member_with_no_weight_is_left_out_of_the_export(trained_ensemble, tiny_fashion):
+    import shutil
+
+    tmp, _ = trained_ensemble
+    cfg = budget_config("smoke", **TINY, ensemble_solver="lbfgs").replace(**UNTIMED)
+    y = DatasetSplits.load(tiny_fashion).y_val
+    useless = tmp / "useless"  # a real model whose validation logits point the wrong way
+    shutil.copytree(tmp / "it000-c01", useless)
+    cand = json.loads((useless / CANDIDATE_FILE).read_text())
+    cand.update(candidate_id="it001-c00", iteration=1)
+    (useless / CANDIDATE_FILE).write_text(json.dumps(cand))
+    np.save(useless / VAL_LOGITS_FILE, _logits(y, 0.0, 7) * 5)
+    entry = steps.weigh_ensemble(cfg, 1, tiny_fashion, tmp / "ens", [useless], tmp / "ens_u")
+    assert entry["accepted"] and "it001-c00" in entry["members"]
+    metrics = steps.evaluate_ensemble(cfg, tiny_fashion, tmp / "ens_u", tmp / "final_u")
+    assert metrics["pruned_members"] == ["it001-c00"]
+    assert [m["candidate_id"] for m in metrics["members"]] == [entry["members"][0]]
+    assert metrics["members"][0]["weight"] == pytest.approx(1.0)
+
+
+def test_a_time_limit_is_turned_into_a_recorded_schedule_that_replays(tiny_fashion, tmp_path):
+    cfg = budget_config("smoke", **{**TINY, "epochs": 50}).replace(**UNTIMED)
+    spec_tokens = (LayerTokens(1, 0, 0),)
+    limited = Candidate("it000-c00", 0, 0, ArchitectureSpec(), spec_tokens, time_limit=3.0)
+    a = steps.train_candidate(cfg, tiny_fashion, limited.to_json(), tmp_path / "a")
+    schedule = a["schedule"]
+    assert a["probe"]["time_limit"] == 3.0 and a["probe"]["seconds_per_example"] > 0
+    assert 1 <= schedule["epochs"] < 50  # 50 epochs of 600 images do not fit in 3 s
+    replay = Candidate("it000-c00", 0, 0, ArchitectureSpec(), spec_tokens, schedule=schedule)
+    b = steps.train_candidate(cfg, tiny_fashion, replay.to_json(), tmp_path / "b")
+    assert b["probe"] is None and b["schedule"] == schedule
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "a" / VAL_LOGITS_FILE), np.load(tmp_path / "b" / VAL_LOGITS_FILE)
+    )
