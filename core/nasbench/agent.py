@@ -58,7 +58,16 @@ def _f(default: Any, help: str, **kw: Any) -> Any:
 @dataclass(frozen=True)
 class AgentConfig:
     """Every setting of the agent and its Ape-X training, defined once (CLI flags, pipeline
-    parameters and validation are derived from these fields and their ``help``)."""
+    parameters and validation are derived from these fields and their ``help``).
+
+    Learner settings the paper does not give: RLlib 1.13's Ape-X defaults
+    (``train_batch_size`` 512, ``learning_starts`` 50,000, ``target_network_update_freq``
+    500,000 env steps) assume a GPU learner and 10 million steps; on a 2-core budget of tens of
+    thousands of steps they would barely start learning.  The defaults here (batch 64, learning
+    after 2,000 transitions, a target sync every 500 updates, i.e. about every 2,000 env steps
+    at 0.25 updates per env step) keep the same order of syncs per replay turnover
+    (capacity 25,000) at a budget that fits this machine.
+    """
 
     # --- environment (paper section 4.1.1) ---
     max_neighbours: int = _f(50, "N, neighbours shown per step (ablation: 25/50/100)")

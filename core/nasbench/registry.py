@@ -107,6 +107,18 @@ def aggregate(evaluations: Sequence[str], output: str, select_budget: int = 100)
         "tables": tables,
         "baselines": {k: v["table"] for k, v in reports[0]["searchers"].items() if k != AGENT_NAME},
     }
+    plots = []
+    for i, e in enumerate(evaluations):  # each agent's curves and histograms, side by side
+        curves = [f"queries_{n}" for n in reports[i]["config"]["curve_lengths"]]
+        for key in (*curves, "improvement_histograms"):
+            src = storage.join(e, f"{key}.png")
+            if storage.exists(src):
+                name = f"agent{i}_{key}.png"
+                storage.write_bytes(storage.join(output, name), storage.read_bytes(src))
+                plots.append(name)
+    summary["plots"] = plots
+    if plots:
+        lines += ["Plots: " + ", ".join(plots), ""]
     storage.write_bytes(storage.join(output, "report.md"), "\n".join(lines).encode())
     storage.write_json(storage.join(output, "aggregate.json"), summary)
     return summary

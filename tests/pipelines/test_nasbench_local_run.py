@@ -69,6 +69,8 @@ def test_pipeline_trains_evaluates_and_publishes(small_table: Path, tmp_path: Pa
     report = next(run_dir.glob("*aggregate-report*/report")).read_text()
     assert "agent 0 (seed 0)" in report and "agent 1 (seed 1)" in report
     assert "random_walk" in report and "**best**" in report
+    details = next(run_dir.glob("*aggregate-report*/details"))
+    assert (details / "agent1_queries_10.png").read_bytes()[:4] == b"\x89PNG"
 
     # the registry: versioned agent + surrogate + evaluation + card, and a latest pointer
     base = registry / "nasbench101" / "v1"
