@@ -19,7 +19,8 @@ class ResultsFile:
         self.runs: list[dict[str, Any]] = data.get("runs", [])
 
     def has(self, key: str) -> bool:
-        return any(run.get("key") == key for run in self.runs)
+        """A finished run (a failed one is tried again)."""
+        return any(run.get("key") == key and "error" not in run for run in self.runs)
 
     def add(self, key: str, run: dict[str, Any]) -> None:
         self.runs = [r for r in self.runs if r.get("key") != key] + [{"key": key, **run}]

@@ -117,6 +117,7 @@ def run_tuner(args, started, kind):
     config = _config(args)
     splits = _splits(args)
     max_depth = config.iterations * config.max_new_layers
+    best: dict = {"val_loss": float("inf"), "model": None}  # kept here: no tuner checkpoints
 
     class BlockSpace(kt.HyperModel):
         def build(self, hp):
@@ -135,6 +136,8 @@ def run_tuner(args, started, kind):
                 epochs=kwargs.get("epochs", config.epochs), threads=None,  # one process
             )
             _, metrics = fit_model(model, splits, settings)
+            if metrics["val_loss"] < best["val_loss"]:
+                best.update(val_loss=metrics["val_loss"], model=model)
             return metrics["val_loss"]
 
     common = dict(objective="val_loss", directory=tempfile.mkdtemp(), project_name=kind,
@@ -147,8 +150,7 @@ def run_tuner(args, started, kind):
     _limit_trials(tuner, started, args.budget)
     keras.utils.set_random_seed(args.seed)
     tuner.search(verbose=0)
-    best = tuner.get_best_models(1)[0]
-    probs = best.predict(normalise(splits.x_test), batch_size=512, verbose=0)
+    probs = best["model"].predict(normalise(splits.x_test), batch_size=512, verbose=0)
     trials = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     return {"test_accuracy": float((np.argmax(probs, -1) == splits.y_test).mean()),
             "models_trained": len(trials)}

@@ -29,13 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue  # a command group not built yet
-        module.register(sub)
+        # A command module that fails to import is a broken install: fail loudly, never
+        # drop the command group silently.
+        importlib.import_module(name).register(sub)
     return parser
 
 
