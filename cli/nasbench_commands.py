@@ -309,8 +309,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{out['cells']:,} cells, estimator {out['estimator']} ({out['mode']} mode), "
         f"search {out['search_seconds']:.1f} s"
     )
-    for note in out["notes"].values():
-        print(f"note: {note}")
+    for key, note in out["notes"].items():
+        if key != "report_metric":
+            print(f"note: {note}")
     for name, entry in out["summary"]["searchers"].items():
         cells = ", ".join(f"@{r['budget']} {100 * r['mean']:.2f}%" for r in entry["table"])
         print(f"{name}: {cells}")
@@ -332,8 +333,9 @@ def _train_agent(args: argparse.Namespace) -> int:
 
     out = train_agent(settings, config, args.output, resume=not args.no_resume,
                       on_progress=progress, progress_every=1000)
-    for note in out["notes"].values():
-        print(f"note: {note}")
+    for key, note in out["notes"].items():
+        if key != "report_metric":
+            print(f"note: {note}")
     print(f"trained {out['env_steps']:,} env steps, {out['updates']:,} updates in "
           f"{out['seconds']:.0f} s ({out['train_env_steps_per_second']:.0f} env steps/s)")
     print(f"agent: {out['agent']}")
