@@ -116,6 +116,9 @@ def register(sub: Any) -> None:
                    help="a trained or published agent folder (local or gs://); repeat for "
                         "several agents (the protocol's agents axis)")
     e.add_argument("--report-metric", default="auto", choices=("auto", "validation", "test"))
+    e.add_argument("--eval-epsilon", type=float, default=None,
+                   help="epsilon-random valid moves of the agents while searching "
+                        "(default: each agent's eval_epsilon, 0 = greedy)")
     e.add_argument("--searchers", default="random_search,random_walk,local_search",
                    help="baselines to run beside the agents ('' for none)")
     e.add_argument("--k-sets", type=int, default=2, help="sets of initial states (paper: 5)")
@@ -302,7 +305,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.agent:
         from rachel.core.nasbench.training import evaluate_agents
 
-        out = evaluate_agents(settings, protocol, args.agent, args.output)
+        out = evaluate_agents(settings, protocol, args.agent, args.output,
+                              epsilon=args.eval_epsilon)
     else:
         out = run_experiment(settings, protocol, args.output)
     print(

@@ -96,7 +96,9 @@ def train_agent(
     return summary
 
 
-def searcher_for(agent: TrainedAgent, ground: Ground, num_envs: int = 256) -> AgentSearcher:
+def searcher_for(
+    agent: TrainedAgent, ground: Ground, num_envs: int = 256, epsilon: float | None = None
+) -> AgentSearcher:
     return AgentSearcher(
         agent,
         ground.index,
@@ -104,6 +106,7 @@ def searcher_for(agent: TrainedAgent, ground: Ground, num_envs: int = 256) -> Ag
         ground.report,
         vertex_range=ground.vertex_range,
         num_envs=num_envs,
+        epsilon=epsilon,
     )
 
 
@@ -128,8 +131,10 @@ def evaluate_agents(
     ground: Ground | None = None,
     plots: bool = True,
     num_envs: int = 256,
+    epsilon: float | None = None,
 ) -> dict[str, Any]:
-    """The agents (one searcher with ``len(agent_uris)`` agents) against the baselines."""
+    """The agents (one searcher with ``len(agent_uris)`` agents) against the baselines;
+    ``epsilon`` overrides the agents' ``eval_epsilon`` (0 = greedy)."""
     from rachel.core.nasbench.registry import resolve_agent, surrogate_beside
 
     agent_uris = [resolve_agent(u) for u in agent_uris]
@@ -155,7 +160,7 @@ def evaluate_agents(
         note = check_ground(agent, ground)
         if note:
             ground.notes[f"agent_{i}"] = note
-    searchers = [searcher_for(a, ground, num_envs) for a in agents]
+    searchers = [searcher_for(a, ground, num_envs, epsilon) for a in agents]
     out = run_experiment(
         settings,
         replace(protocol, n_agents=len(agents)),

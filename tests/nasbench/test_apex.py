@@ -96,6 +96,15 @@ def test_train_checkpoints_resume_and_search(small_index, small_dense_accuracy, 
         assert t.initial_accuracy == small_dense_accuracy[s]
         assert t.queried[0] == small_dense_accuracy[s]  # the episode starts at its state
         assert t.final_accuracy in t.queried.tolist() and len(t.queried) <= 33
+    # epsilon = 1: uniformly random valid moves instead of the greedy policy
+    wander = AgentSearcher(
+        agent, small_index, small_dense_accuracy, vertex_range=SMALL, num_envs=8, epsilon=1.0
+    ).run_batch(states, 0, 0)
+    assert [t.initial_accuracy for t in wander] == [t.initial_accuracy for t in traces]
+    assert any(
+        len(a.queried) != len(b.queried) or not np.array_equal(a.queried, b.queried)
+        for a, b in zip(wander, traces, strict=True)
+    )
 
 
 @pytest.mark.slow  # ~13 s on a quiet 2-core machine: a spawned process imports Keras
