@@ -158,7 +158,7 @@ def run_protocol(searchers: Mapping[str, Searcher | Sequence[Searcher]],
     (agent, set, state) order.  See the module docstring for batch searchers."""
     out: dict[str, list[TraceLike]] = {}
     for name, searcher in searchers.items():
-        agents = list(searcher) if isinstance(searcher, list | tuple) else [searcher]
+        agents: list[Any] = list(searcher) if isinstance(searcher, list | tuple) else [searcher]
         traces: list[TraceLike] = []
         for agent in agents:
             for s, states in enumerate(initial_sets):

@@ -43,7 +43,8 @@ AGENT_FORMAT = "rachel-nasbench-agent-v1"
 
 def weights_to_bytes(weights: list[np.ndarray]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **{f"w{i:03d}": np.asarray(w) for i, w in enumerate(weights)})
+    arrays: dict[str, Any] = {f"w{i:03d}": np.asarray(w) for i, w in enumerate(weights)}
+    np.savez(buf, **arrays)
     return buf.getvalue()
 
 
