@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--train-size", "1500", "--val-size", "200", "--test-size", "300", "--epochs", "3",
         "--max-width", "32", "--max-new-layers", "1", "--iterations", "2", "--candidates", "2",
-        "--set", "ensemble_epochs=2", "--set", "final_ensemble_epochs=5"]
+        "--set", "ensemble_epochs=2", "--set", "final_ensemble_epochs=5", "--time-budget", "0"]
 
 
 def _data_env(tmp: Path) -> dict[str, str]:

@@ -112,7 +112,7 @@ def run_tuner(args, started, kind):
     from rachel.core.architecture import decode
     from rachel.core.input_pipeline import normalise
     from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
-    from rachel.core.training import fit_model
+    from rachel.core.training import fit_model, probe_schedule
 
     config = _config(args)
     splits = _splits(args)
@@ -131,10 +131,16 @@ def run_tuner(args, started, kind):
                           splits.num_classes, head=config.head, pool_first=config.pool_first)
 
         def fit(self, hp, model, *fit_args, **kwargs):
+            # The trial gets what is left of the budget as its time limit: the trainer then
+            # probes and trains the epochs that fit, as RACHEL's candidates do.
+            left = args.budget - (time.time() - started) - 10.0
             settings = dataclasses.replace(
                 steps.training_settings(config, args.seed),
                 epochs=kwargs.get("epochs", config.epochs), threads=None,  # one process
+                time_limit=max(1.0, left),
             )
+            settings, _ = probe_schedule(lambda: keras.models.clone_model(model), splits,
+                                         settings)
             _, metrics = fit_model(model, splits, settings)
             if metrics["val_loss"] < best["val_loss"]:
                 best.update(val_loss=metrics["val_loss"], model=model)
@@ -183,8 +189,19 @@ def run_autokeras(args, started):
             if time.time() - started > args.budget - 10:
                 self.model.stop_training = True
 
-    # num_classes as a Python int: inferred from the labels it is a NumPy integer, which
-    # Keras 3.15's Dense(units=...) refuses ("expected a positive integer").
+    # AutoKeras 3.0.0 sizes its classification head with a NumPy integer, which Keras 3.15's
+    # Dense(units=...) refuses ("expected a positive integer"): cast it before the head is
+    # built (patched before the classifier creates its blocks).
+    from autokeras.blocks import heads
+
+    original_build = heads.ClassificationHead.build
+
+    def build(self, hp, inputs=None):
+        if self.shape is not None:
+            self.shape = tuple(int(d) for d in self.shape)
+        return original_build(self, hp, inputs)
+
+    heads.ClassificationHead.build = build
     clf = ak.ImageClassifier(num_classes=int(splits.num_classes), max_trials=100,
                              overwrite=True, seed=args.seed, directory=tempfile.mkdtemp())
     _limit_trials(clf.tuner, started, args.budget)
