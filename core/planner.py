@@ -23,14 +23,15 @@ candidate times measured so far:
 Wall clock varies between runs; results must not.  Every decision, and every candidate's
 schedule, is recorded (in the ensemble state's history, and in ``plan.json`` by ``rachel
 search``) with the figures it was taken from.  Given a recorded plan, :func:`decide` and
-the trainer replay it instead of measuring: the pipeline's tasks, a resumed search and
-``--plan FILE`` then take exactly the recorded decisions and schedules.  Without a time
+the trainer replay it instead of measuring: the pipeline's tasks and ``--plan FILE``
+then take exactly the recorded decisions and schedules.  Without a time
 budget every decision is "continue" without limits and the plan depends only on the
 configuration.  The module is pure Python (no TensorFlow).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -112,6 +113,37 @@ def load_decisions(plan: Mapping[str, Any] | str | None) -> dict[int, Decision]:
     return {d.iteration: d for d in decisions}
 
 
+def load_plan(plan: Mapping[str, Any] | str | None) -> Mapping[str, Any] | None:
+    """A plan given as a dict or as its JSON text (the pipeline's ``plan_json``)."""
+    if plan is None or isinstance(plan, Mapping):
+        return plan
+    try:
+        data = json.loads(plan)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"the plan is not JSON ({err})", "pass a plan.json from a run") from err
+    if not isinstance(data, Mapping):
+        raise ConfigError("the plan is not a JSON object", "pass a plan.json from a run")
+    return data
+
+
+def check_plan(plan: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> None:
+    """Refuse a plan recorded for another configuration (``summary``: this run's
+    :func:`plan_summary`, which holds the configuration's fingerprint)."""
+    if plan is None:
+        return
+    load_decisions(plan)
+    load_schedules(plan)
+    differs = sorted(k for k in summary if k in plan and plan[k] != summary[k])
+    missing = [k for k in ("config_fingerprint",) if k not in plan]
+    if differs or missing:
+        raise ConfigError(
+            "the plan was recorded for another configuration "
+            f"({', '.join(differs + missing)} differ)",
+            "run with the configuration in the plan's run folder (config.json), "
+            "or leave out --plan",
+        )
+
+
 def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, int]]:
     """Each candidate's recorded schedule ``{"epochs", "examples"}``, by candidate id."""
     if plan is None:
@@ -159,8 +191,8 @@ def decide(
     """The decision before ``iteration``: replayed when recorded, else measured."""
     if recorded and iteration in recorded:
         return recorded[iteration]
-    if budget_seconds is None:
-        return Decision(iteration, "continue", candidates, time_limit=max_candidate_seconds)
+    if budget_seconds is None:  # no budget, no limits: the plan is the configuration's
+        return Decision(iteration, "continue", candidates)
 
     def limit(share: float) -> float:
         cap = share - overhead_seconds
@@ -194,3 +226,21 @@ def keep_searching(history: Sequence[Mapping[str, Any]]) -> bool:
         and isinstance(history[-1].get("next"), Mapping)
         and history[-1]["next"]["action"] == "stop"
     )
+
+
+def plan_summary(config: Any) -> dict[str, Any]:
+    """The configuration's schedule, as printed at the start and recorded in plan.json
+    (with the whole configuration's fingerprint: a plan replays only on its own config)."""
+    canonical = json.dumps(config.to_json(), sort_keys=True, separators=(",", ":"))
+    return {
+        "config_fingerprint": hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        "budget_seconds": config.time_budget_seconds,
+        "iterations": config.iterations,
+        "candidates": config.candidates,
+        "epochs": config.epochs,
+        "train_examples": config.train_examples,
+        "parallel_candidates": config.parallel_candidates,
+        "train_threads": config.train_threads,
+        "reserve_seconds": RESERVE_SECONDS,
+        "seed": config.seed,
+    }

@@ -28,7 +28,6 @@ from typing import Any
 
 from rachel.core import planner, steps, storage
 from rachel.core.config import SearchConfig
-from rachel.core.errors import ConfigError
 
 Event = dict[str, Any]
 
@@ -104,16 +103,11 @@ def run_search(
     ``plan``: a recorded ``plan.json`` whose decisions are followed instead of measured
     (the same seed then gives exactly the recorded run's result).
     """
-    recorded = planner.load_decisions(plan)  # validated before any work
-    if plan is not None:
-        expected = plan_summary(config)
-        differs = sorted(k for k in expected if k in plan and plan[k] != expected[k])
-        if differs:
-            raise ConfigError(
-                f"the plan was recorded for another configuration ({', '.join(differs)} differ)",
-                "run with the configuration in the plan's run folder (config.json), "
-                "or leave out --plan",
-            )
+    planner.check_plan(plan, planner.plan_summary(config))  # before anything is written
+    recorded = planner.load_decisions(plan)
+    from rachel.core import devices
+
+    devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)  # e.g. xla=on, no GPU
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     # A folder reused from an earlier run: drop that run's artifacts first, so no stale
@@ -133,7 +127,7 @@ def run_search(
             on_event(event)
 
     storage.write_json(output / "config.json", config.to_json())
-    emit({"event": "plan", **plan_summary(config), "replaying": bool(recorded)})
+    emit({"event": "plan", **planner.plan_summary(config), "replaying": bool(recorded)})
     splits = output / "splits.npz"
     emit({"event": "data", **steps.split_data(config, splits)})
 
@@ -164,7 +158,7 @@ def run_search(
                 decisions.append(entry["next"])
             storage.write_json(
                 output / "plan.json",
-                {**plan_summary(config), "decisions": decisions, "schedules": schedules},
+                {**planner.plan_summary(config), "decisions": decisions, "schedules": schedules},
             )
             if not planner.keep_searching([entry]):
                 break  # the last controller update would teach nothing that is used
@@ -198,18 +192,3 @@ def run_search(
         }
     )
     return metrics
-
-
-def plan_summary(config: SearchConfig) -> dict[str, Any]:
-    """The configuration's schedule, as printed at the start and recorded in plan.json."""
-    return {
-        "budget_seconds": config.time_budget_seconds,
-        "iterations": config.iterations,
-        "candidates": config.candidates,
-        "epochs": config.epochs,
-        "train_examples": config.train_examples,
-        "parallel_candidates": config.parallel_candidates,
-        "train_threads": config.train_threads,
-        "reserve_seconds": planner.RESERVE_SECONDS,
-        "seed": config.seed,
-    }

@@ -118,6 +118,7 @@ def generate_candidates(
     state = EnsembleState.read(ensemble_in)
     base = ArchitectureSpec.from_json(state.best_spec) if state.best_spec else ArchitectureSpec()
     if iteration == 0:
+        planner.check_plan(planner.load_plan(plan), planner.plan_summary(config))
         decision = planner.decide(
             0, candidates=config.candidates, workers=config.parallel_candidates,
             budget_seconds=config.time_budget_seconds, elapsed_seconds=0.0,

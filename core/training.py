@@ -165,7 +165,7 @@ MIN_EXAMPLES = 1000
 
 
 def probe_schedule(
-    build: Any, splits: Any, settings: TrainingSettings
+    build: Any, splits: Any, settings: TrainingSettings, *, xla: bool = False
 ) -> tuple[TrainingSettings, dict[str, Any]]:
     """Time a few training steps of a throw-away copy of the model and return the settings
     with the most epochs (at most ``settings.epochs``), then examples, that fit
@@ -180,7 +180,7 @@ def probe_schedule(
     batch = settings.batch_size
     n_probe = min(len(x_train), batch * (PROBE_BATCHES + 1))
     model = build()
-    compile_for_training(model, settings, max(1, math.ceil(len(x_train) / batch)))
+    compile_for_training(model, settings, max(1, math.ceil(len(x_train) / batch)), xla=xla)
     x, y = normalise(x_train[:n_probe]), y_train[:n_probe]
     model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace
     started = time.perf_counter()
@@ -224,7 +224,7 @@ def train_candidate_model(
     probe: dict[str, Any] | None = None
     with training_scope(devices):
         if settings.time_limit is not None:
-            settings, probe = probe_schedule(build, splits, settings)
+            settings, probe = probe_schedule(build, splits, settings, xla=devices.xla)
         keras.utils.set_random_seed(settings.seed)
         model = build()
         val_logits, metrics = fit_model(model, splits, settings, xla=devices.xla, verbose=verbose)

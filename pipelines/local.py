@@ -155,6 +155,10 @@ def run_local(
     """
     from kfp import components, local
 
+    from rachel.core import planner
+
+    planner.check_plan(plan, planner.plan_summary(config))  # the same refusal as rachel search
+
     # kfp.local names each task's folder after its *component*: with the cluster IR's
     # shared (deduplicated) components, every iteration would write into one folder and a
     # step would read its input from the folder it is replacing.  Locally each task keeps

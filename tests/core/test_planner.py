@@ -78,3 +78,25 @@ def test_schedules_load_from_a_plan_and_bad_ones_are_refused():
     assert planner.load_schedules(None) == {}
     with pytest.raises(ConfigError, match="schedule"):
         planner.load_schedules({"schedules": {"it000-c00": {"epochs": 2}}})
+
+
+def test_without_a_budget_no_candidate_gets_a_time_limit():
+    # the plan then depends only on the configuration, even where a preset sets a cap
+    d = _decide(budget_seconds=None, max_candidate_seconds=60.0)
+    assert d.time_limit is None and d.action == "continue"
+
+
+def test_a_plan_replays_only_on_its_own_configuration():
+    from rachel.core.config import budget_config
+
+    config = budget_config("smoke", seed=3)
+    summary = planner.plan_summary(config)
+    plan = {**summary, "decisions": [], "schedules": {}}
+    planner.check_plan(plan, summary)  # its own configuration: fine
+    other = planner.plan_summary(config.replace(max_width=48))  # not in the schedule fields
+    with pytest.raises(ConfigError, match="config_fingerprint"):
+        planner.check_plan(plan, other)
+    with pytest.raises(ConfigError, match="another configuration"):
+        planner.check_plan({"decisions": []}, summary)  # no fingerprint: not a plan.json
+    with pytest.raises(ConfigError, match="not JSON"):
+        planner.load_plan("{not json")
