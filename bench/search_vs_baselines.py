@@ -13,7 +13,10 @@ included), on this 2-core machine.  Methods:
 * ``random_search``, ``hyperband``: keras-tuner over RACHEL's block space (depth up to
   iterations x new layers, widths up to the preset's cap) with RACHEL's training recipe
   (:func:`rachel.core.training.fit_model`); a tuner starts no trial that would likely end
-  past the budget;
+  past the budget, and each trial gets what is left of the budget as its time limit (the
+  trainer's probe picks the epochs that fit).  Hyperband's promoted trials continue from
+  their parent's weights; with the smoke preset's 2 epochs it has a single bracket, so
+  there it is random search with early termination only in name;
 * ``autokeras``: AutoKeras 3.0.0 ``ImageClassifier`` (default search space), its trials
   stopped at the budget.
 
@@ -134,14 +137,20 @@ def run_tuner(args, started, kind):
             # The trial gets what is left of the budget as its time limit: the trainer then
             # probes and trains the epochs that fit, as RACHEL's candidates do.
             left = args.budget - (time.time() - started) - 10.0
+            # Hyperband promotes a trial by loading its parent's weights (``initial_epoch``):
+            # train only the epochs added, and write the checkpoint keras-tuner expects.
+            epochs = kwargs.get("epochs", config.epochs) - kwargs.get("initial_epoch", 0)
             settings = dataclasses.replace(
                 steps.training_settings(config, args.seed),
-                epochs=kwargs.get("epochs", config.epochs), threads=None,  # one process
+                epochs=max(1, epochs), threads=None,  # one process
                 time_limit=max(1.0, left),
             )
             settings, _ = probe_schedule(lambda: keras.models.clone_model(model), splits,
                                          settings)
             _, metrics = fit_model(model, splits, settings)
+            for callback in kwargs.get("callbacks", []):
+                if hasattr(callback, "filepath"):  # keras-tuner's SaveBestEpoch
+                    model.save_weights(callback.filepath)
             if metrics["val_loss"] < best["val_loss"]:
                 best.update(val_loss=metrics["val_loss"], model=model)
             return metrics["val_loss"]
@@ -281,11 +290,13 @@ def summarise(runs: list[dict]) -> None:
             if not sel:
                 continue
             acc = np.array([r["test_accuracy"] for r in sel])
+            over = sum(r["wall_seconds"] > 1.05 * budget for r in sel)
             rows.append((method, (
                 f"{acc.mean():.4f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.4f} "
                 f"(n={len(acc)}), models {np.mean([r['models_trained'] for r in sel]):.1f}, "
                 f"wall {np.mean([r['wall_seconds'] for r in sel]):.0f} s, "
-                f"peak {max(r['peak_rss_mib'] for r in sel):.0f} MiB")))
+                f"peak {max(r['peak_rss_mib'] for r in sel):.0f} MiB"
+                + (f", {over} run(s) OVER BUDGET" if over else ""))))
         print(f"\nbudget {budget} s")
         print_key_values(rows, header="method")
         ok = [r for r in runs if "error" not in r and r["budget"] == budget]
