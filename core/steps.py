@@ -333,11 +333,14 @@ def weigh_ensemble(
         refit = weigh(base_logits + [base_logits[index]])  # logits already loaded above
         state.weights = [float(w) for w in refit.weights]
         state.objective = refit.loss
+    entry["candidate_seconds"] = [
+        float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok
+    ]
     if iteration + 1 < config.iterations:
         if elapsed_seconds is None:
             elapsed_seconds = time.time() - (state.started_at or time.time())
         seconds = [h.get("candidate_seconds", []) for h in state.history]
-        seconds.append([float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok])
+        seconds.append(entry["candidate_seconds"])
         overheads = [
             float(tc.metrics["step_seconds"]) - float(tc.metrics["train_seconds"])
             for tc in trained
@@ -354,9 +357,6 @@ def weigh_ensemble(
             overhead_seconds=max(overheads, default=planner.OVERHEAD_SECONDS),
             recorded=planner.load_decisions(plan),
         ).to_json()
-    entry["candidate_seconds"] = [
-        float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok
-    ]
     entry["schedules"] = {
         tc.candidate.candidate_id: tc.metrics["schedule"]
         for tc in trained
