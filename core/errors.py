@@ -2,7 +2,9 @@
 
 Exit codes (the CLI's contract with CI/CD jobs): 0 success, 1 unexpected internal error,
 2 invalid arguments / configuration / data, 3 a pipeline run that failed, 4 an
-unreachable Kubeflow host, 5 an artifact store that cannot be used.
+unreachable Kubeflow host, 5 an artifact store that cannot be used, 6 a new model that the
+promotion gate did not promote (only with ``rachel search --fail-if-not-promoted``), 7 a
+transient failure (out of memory, a storage timeout): run the same command again to resume.
 
 Every error a user can cause carries the problem *and* the fix, so that the CLI can
 print one clear line and exit non-zero instead of a traceback.  Code raises the most
@@ -69,3 +71,27 @@ class HostUnreachableError(RachelError):
     """A Kubeflow Pipelines endpoint that cannot be reached."""
 
     exit_code = 4
+
+
+class ConflictError(StorageError):
+    """A conditional write lost to a concurrent writer (the object changed since it was read)."""
+
+
+class RegistryError(RachelError):
+    """A champion registry that cannot be used as asked: a changed test split, no champion
+    to warm-start from, an incompatible controller checkpoint."""
+
+
+class NotPromotedError(RachelError):
+    """The promotion gate kept the champion and the run asked to fail in that case."""
+
+    exit_code = 6
+
+
+class TransientError(RachelError):
+    """A failure that is not the candidate's: out of memory on a shared node, a storage or
+    network timeout, a worker process killed.  Retrying the same step can succeed (KFP's
+    retry policy does; ``rachel search`` resumes when run again), so it is never recorded
+    as a failed candidate."""
+
+    exit_code = 7

@@ -13,6 +13,12 @@ land under ``output``::
     final/                            model.keras, saved_model/, metrics.json, report.md
     plan.json                         the schedule and every planner decision taken
     search_log.jsonl                  one JSON event per line
+    completed.json                    (gs:// output only) the steps published so far
+
+A killed run resumes: the same command on the same output skips every completed step
+(:mod:`rachel.core.run_folder`) and, given the same seed, ends with the uninterrupted run's
+result.  The planner's decisions for the iterations already weighed are read back from their
+ensembles, so a run under a time budget keeps the plan it recorded before the kill.
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from rachel.core import planner, steps, storage
 from rachel.core.config import SearchConfig
+from rachel.core.ensemble_state import CANDIDATE_FILE, ENSEMBLE_FILE, METRICS_FILE, EnsembleState
+from rachel.core.errors import TransientError
+from rachel.core.run_folder import RunFolder
 
 Event = dict[str, Any]
 
@@ -37,8 +48,24 @@ def _train_in_worker(config_json: str, splits: str, candidate: dict[str, Any], t
     return steps.train_candidate(SearchConfig.from_json(config_json), splits, candidate, target)
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the search process dies (SIGKILL, OOM
+    kill), so that no orphan goes on training and writing after its run is gone."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PDEATHSIG
+        except OSError:  # pragma: no cover - a libc without prctl: orphans finish their task
+            pass
+
+
 def _worker_init(threads: int | None) -> None:
     import os
+
+    _die_with_parent()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if threads is not None:
@@ -84,7 +111,15 @@ class CandidateTrainer:
             for cand, target in zip(candidates, targets, strict=True)
         ]
         for target, future in zip(targets, futures, strict=True):
-            yield target, future.result()
+            try:
+                summary = future.result()
+            except BrokenProcessPool as err:  # the worker died: killed for memory, most often
+                raise TransientError(
+                    f"the process training {target.name} died ({err})",
+                    "run the same command again to resume; if it recurs, lower "
+                    "parallel_candidates or max_width",
+                ) from err
+            yield target, summary
 
     def close(self) -> None:
         if self.pool is not None:
@@ -97,28 +132,65 @@ def run_search(
     *,
     on_event: Callable[[Event], None] | None = None,
     plan: dict[str, Any] | None = None,
+    initial_controller: str | Path | None = None,
+    restart: bool = False,
 ) -> dict[str, Any]:
     """Run the search; returns the final metrics (also in ``output/final/metrics.json``).
 
+    ``output``: a local folder or ``gs://`` prefix (:class:`~rachel.core.run_folder.RunFolder`
+    says what an earlier attempt there means: an unfinished run of the same configuration
+    resumes from its last completed step, a finished one is returned as it is, anything else
+    is refused; ``restart`` discards an earlier run first).
     ``plan``: a recorded ``plan.json`` whose decisions are followed instead of measured
     (the same seed then gives exactly the recorded run's result).
+    ``initial_controller``: a controller checkpoint folder to start from instead of a fresh
+    controller (a warm start from the registry's champion).
+
+    Nothing is written before the configuration, the plan, the output and the dataset have
+    been checked: a rejected run leaves its output as it found it.
     """
-    planner.check_plan(plan, planner.plan_summary(config))  # before anything is written
-    recorded = planner.load_decisions(plan)
+    planner.check_plan(plan, planner.plan_summary(config))
     from rachel.core import devices
 
     if "on" in (config.mixed_precision, config.xla, config.multi_gpu):  # only "on" can fail
         devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)  # e.g. no GPU
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    # A folder reused from an earlier run: drop that run's artifacts first, so no stale
-    # iteration (say it004/ of a longer run) sits beside this run's.
-    for stale in ("iterations", "final"):
-        shutil.rmtree(output / stale, ignore_errors=True)
-    (output / "plan.json").unlink(missing_ok=True)
-    log_path = output / "search_log.jsonl"
-    log_path.write_text("")
-    started = time.time()
+    run = RunFolder.open(output, config.to_json(), restart=restart)
+    try:
+        if run.state == "finished":
+            metrics = storage.read_json(run.work / "final" / "metrics.json")
+            if on_event:
+                on_event({"t": 0.0, "event": "finished_earlier", "output": run.uri,
+                          "test_accuracy": metrics["test_accuracy"]})
+            return dict(metrics)
+        return _search(config, run, on_event, plan, initial_controller)
+    finally:
+        run.close()
+
+
+def _search(
+    config: SearchConfig,
+    run: RunFolder,
+    on_event: Callable[[Event], None] | None,
+    plan: dict[str, Any] | None,
+    initial_controller: str | Path | None,
+) -> dict[str, Any]:
+    work = run.work
+    splits = work / "splits.npz"
+    data_summary = None
+    if not splits.exists():
+        # Read and validate the dataset before the first byte of the run is written.
+        with tempfile.TemporaryDirectory(prefix="rachel-split-") as tmp:
+            data_summary = steps.split_data(config, Path(tmp) / "splits.npz")
+            work.mkdir(parents=True, exist_ok=True)
+            if run.state == "new":  # config.json first: it marks the folder as a run's
+                storage.write_json(work / "config.json", config.to_json())
+                run.publish("config.json")
+            shutil.move(str(Path(tmp) / "splits.npz"), splits)
+    log_path = work / "search_log.jsonl"
+    # On resume the clock continues from the last completed iteration's recorded time.
+    resumed_from = _completed_iterations(work, config.iterations)
+    offset = _recorded_elapsed(work, resumed_from)
+    started = time.time() - offset
 
     def emit(event: Event) -> None:
         event = {"t": round(time.time() - started, 2), **event}
@@ -127,55 +199,72 @@ def run_search(
         if on_event:
             on_event(event)
 
-    storage.write_json(output / "config.json", config.to_json())
-    emit({"event": "plan", **planner.plan_summary(config), "replaying": bool(recorded)})
-    splits = output / "splits.npz"
-    emit({"event": "data", **steps.split_data(config, splits)})
+    if run.state == "new":
+        emit({"event": "plan", **planner.plan_summary(config), "replaying": bool(plan),
+              "warm_start": str(initial_controller) if initial_controller else None})
+        emit({"event": "data", **(data_summary or {})})
+    else:
+        emit({"event": "resume", "output": run.uri, "completed_iterations": resumed_from,
+              "elapsed_before": round(offset, 2)})
+    if data_summary is not None:
+        run.publish("splits.npz")
 
-    controller: Path | None = None
+    controller: Path | None = Path(initial_controller) if initial_controller else None
     ensemble: Path | None = None
     decisions: list[dict[str, Any]] = []
     schedules: dict[str, dict[str, int]] = {}
-    trainer = CandidateTrainer(config)
+    trainer: CandidateTrainer | None = None
     try:
         for iteration in range(config.iterations):
-            it_dir = output / "iterations" / f"it{iteration:03d}"
-            candidates = steps.generate_candidates(
-                config, iteration, controller, ensemble, it_dir / "controller_gen", plan=plan
-            )
-            dirs = []
-            for target, summary in trainer.train(splits, candidates, it_dir / "candidates"):
-                dirs.append(target)
-                emit({"event": "candidate", "iteration": iteration, **summary})
+            it_rel = f"iterations/it{iteration:03d}"
+            it_dir = work / it_rel
             new_ensemble = it_dir / "ensemble"
-            entry = steps.weigh_ensemble(
-                config, iteration, splits, ensemble, dirs, new_ensemble,
-                elapsed_seconds=time.time() - started, plan=plan,
-            )
-            emit({"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}})
+            if (new_ensemble / ENSEMBLE_FILE).exists():
+                entry = EnsembleState.read(new_ensemble).history[-1]  # completed earlier
+            else:
+                candidates = steps.generate_candidates(
+                    config, iteration, controller, ensemble, it_dir / "controller_gen", plan=plan
+                )
+                run.publish(f"{it_rel}/controller_gen")
+                dirs = [it_dir / "candidates" / c["candidate_id"] for c in candidates]
+                todo = [c for c, d in zip(candidates, dirs, strict=True) if not _trained(d, c)]
+                if todo:  # an earlier attempt may have trained some of them already
+                    trainer = trainer or CandidateTrainer(config)
+                    for target, summary in trainer.train(splits, todo, it_dir / "candidates"):
+                        run.publish(f"{it_rel}/candidates/{target.name}")
+                        emit({"event": "candidate", "iteration": iteration, **summary})
+                entry = steps.weigh_ensemble(
+                    config, iteration, splits, ensemble, dirs, new_ensemble,
+                    elapsed_seconds=time.time() - started, plan=plan,
+                )
+                emit({"event": "iteration",
+                      **{k: v for k, v in entry.items() if k != "candidates"}})
+                run.publish(f"{it_rel}/ensemble")
             ensemble = new_ensemble
             schedules.update(entry.get("schedules", {}))
             if entry.get("next"):
                 decisions.append(entry["next"])
             storage.write_json(
-                output / "plan.json",
+                work / "plan.json",
                 {**planner.plan_summary(config), "decisions": decisions, "schedules": schedules},
             )
             if not planner.keep_searching([entry]):
                 break  # the last controller update would teach nothing that is used
             controller_out = it_dir / "controller"
-            if iteration + 1 < config.iterations:
+            if iteration + 1 < config.iterations and not controller_out.exists():
                 update = steps.update_controller(
                     config, it_dir / "controller_gen", ensemble, controller_out
                 )
                 emit({"event": "controller_update", **update})
+                run.publish(f"{it_rel}/controller")
             controller = controller_out
     finally:
-        trainer.close()
+        if trainer is not None:
+            trainer.close()
 
     assert ensemble is not None
     metrics = steps.evaluate_ensemble(
-        config, splits, ensemble, output / "final", started_at=started
+        config, splits, ensemble, work / "final", started_at=started
     )
     emit(
         {
@@ -192,4 +281,36 @@ def run_search(
             },
         }
     )
+    run.publish("final")
     return metrics
+
+
+def _trained(folder: Path, candidate: dict[str, Any]) -> bool:
+    """Whether an earlier attempt trained exactly this proposal into ``folder``."""
+    try:
+        recorded = json.loads((folder / CANDIDATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (folder / METRICS_FILE).exists() and recorded == json.loads(json.dumps(candidate))
+
+
+def _completed_iterations(work: Path, iterations: int) -> int:
+    """How many iterations an earlier attempt completed (their ensembles exist)."""
+    done = 0
+    while done < iterations and (
+        work / "iterations" / f"it{done:03d}" / "ensemble" / ENSEMBLE_FILE
+    ).exists():
+        done += 1
+    return done
+
+
+def _recorded_elapsed(work: Path, completed: int) -> float:
+    """The run's wall time when its last completed iteration was weighed (0 for none)."""
+    if completed == 0:
+        return 0.0
+    state = EnsembleState.read(work / "iterations" / f"it{completed - 1:03d}" / "ensemble")
+    entry = state.history[-1]
+    recorded = (entry.get("next") or {}).get("elapsed_seconds")
+    if recorded is not None:
+        return float(recorded)
+    return float(entry.get("elapsed_seconds") or 0.0)

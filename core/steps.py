@@ -35,7 +35,7 @@ from rachel.core.ensemble_state import (
     EnsembleState,
     TrainedCandidate,
 )
-from rachel.core.errors import CandidateFailedError
+from rachel.core.errors import CandidateFailedError, RachelError, TransientError
 from rachel.core.search_space import ArchitectureSpec, Candidate, candidate_id
 
 
@@ -176,6 +176,27 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
     )
 
 
+TRANSIENT_ERROR_NAMES = frozenset({
+    "ResourceExhaustedError",  # TensorFlow: out of (GPU or host) memory
+    "UnavailableError", "AbortedError", "DeadlineExceededError", "CancelledError",
+})
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether a training failure is the machine's (retry it) rather than the candidate's.
+
+    Memory exhaustion (Python's, TensorFlow's, XLA/JAX's ``RESOURCE_EXHAUSTED``), I/O and
+    network errors, and storage errors are transient; anything else (a layer that cannot be
+    built, a shape error) is the candidate's own.
+    """
+    if isinstance(err, (MemoryError, OSError, TimeoutError, ConnectionError, RachelError)):
+        return True
+    if type(err).__name__ in TRANSIENT_ERROR_NAMES:
+        return True
+    text = str(err)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
 def train_candidate(
     config: SearchConfig,
     splits_in: str | Path,
@@ -186,8 +207,11 @@ def train_candidate(
 ) -> dict[str, Any]:
     """Train one candidate from scratch; write its model, validation logits and metrics.
 
-    A candidate that fails to build or train (e.g. out of memory) is recorded with
-    status ``failed`` and the search goes on without it.
+    A candidate that fails deterministically (it cannot be built, its loss diverges) is
+    recorded with status ``failed`` and the search goes on without it.  A transient failure
+    (:func:`is_transient`: out of memory, storage or network errors) raises
+    :class:`~rachel.core.errors.TransientError` and writes nothing, so a retry trains the
+    candidate again instead of replaying a failure.
     """
     from rachel.core import devices
     from rachel.core.training import train_candidate_model
@@ -207,6 +231,14 @@ def train_candidate(
                 cand.spec, splits, settings, options, verbose=verbose
             )
         except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
+            if is_transient(err):
+                # Not the candidate's fault: fail the step so that it is retried (KFP's retry
+                # policy, or ``rachel search`` run again), and record nothing.
+                raise TransientError(
+                    f"training {cand.candidate_id} failed transiently: {type(err).__name__}: "
+                    f"{str(err)[:300]}",
+                    "run the same step again (a resumed search continues from here)",
+                ) from err
             metrics: dict[str, Any] = {
                 "status": "failed",
                 "error": f"{type(err).__name__}: {err}",
@@ -214,9 +246,16 @@ def train_candidate(
                 "seed": seed,
             }
         else:
-            result.model.save(tmp / MODEL_FILE)
-            np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
-            metrics = {"status": "ok", **result.metrics}
+            if np.isfinite(result.val_logits).all():
+                result.model.save(tmp / MODEL_FILE)
+                np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
+                metrics = {"status": "ok", **result.metrics}
+            else:  # deterministic for this seed: retrying would diverge again
+                metrics = {
+                    "status": "failed",
+                    "error": "the loss diverged: the validation logits are not finite",
+                    "seed": seed,
+                }
         metrics.update(
             candidate_id=cand.candidate_id,
             spec=cand.spec.to_json(),
@@ -336,9 +375,10 @@ def weigh_ensemble(
     entry["candidate_seconds"] = [
         float(tc.metrics.get("step_seconds", 0.0)) for tc in trained if tc.ok
     ]
+    if elapsed_seconds is None:
+        elapsed_seconds = time.time() - (state.started_at or time.time())
+    entry["elapsed_seconds"] = float(elapsed_seconds)  # where a resumed run's clock restarts
     if iteration + 1 < config.iterations:
-        if elapsed_seconds is None:
-            elapsed_seconds = time.time() - (state.started_at or time.time())
         seconds = [h.get("candidate_seconds", []) for h in state.history]
         seconds.append(entry["candidate_seconds"])
         overheads = [

@@ -62,7 +62,17 @@ def _gcs_client() -> Any:
                 credentials=AnonymousCredentials(),
             )
         else:
-            _client = storage.Client()
+            from google.auth import exceptions as auth_exc
+
+            try:
+                _client = storage.Client()
+            except auth_exc.DefaultCredentialsError as err:
+                raise StorageError(
+                    "no Google Cloud credentials found for gs:// access",
+                    "on GKE bind the pod's service account with Workload Identity; elsewhere run "
+                    "'gcloud auth application-default login' or set "
+                    "GOOGLE_APPLICATION_CREDENTIALS to a key file",
+                ) from err
     return _client
 
 
@@ -92,15 +102,14 @@ def _blob(uri: str) -> Any:
     client = _gcs_client()
     bucket = client.bucket(bucket_name)
     try:
-        found = bucket.exists()
-    except gexc.Forbidden:  # pragma: no cover - needs real IAM
+        with _gcs_errors(f"gs://{bucket_name}", "reach bucket"):
+            found = bucket.exists()
+    except StorageError as err:
+        if not isinstance(err.__cause__, gexc.Forbidden):
+            raise
         # Object-level roles (e.g. roles/storage.objectViewer) lack storage.buckets.get:
         # skip the bucket check and let the object operation report its own error.
         found = True
-    except gexc.GoogleAPIError as err:  # pragma: no cover - depends on the server
-        raise StorageError(
-            f"cannot reach bucket gs://{bucket_name}: {err}", "check credentials"
-        ) from err
     if not found:
         raise StorageError(
             f"bucket gs://{bucket_name} does not exist or is not visible",
@@ -111,8 +120,11 @@ def _blob(uri: str) -> Any:
 
 @contextlib.contextmanager
 def _gcs_errors(uri: str, action: str) -> Iterator[None]:
-    """Turn google-cloud errors (permission, not found, server) into StorageError."""
+    """Turn google-cloud errors (permission, not found, server, credentials, network) into
+    StorageError: one line naming the object and the fix instead of a client traceback."""
     from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
+    from requests import exceptions as http_exc
 
     try:
         yield
@@ -123,6 +135,17 @@ def _gcs_errors(uri: str, action: str) -> Iterator[None]:
     except gexc.GoogleAPIError as err:
         raise StorageError(
             f"cannot {action} {uri}: {err}", "check credentials and permissions"
+        ) from err
+    except auth_exc.GoogleAuthError as err:
+        raise StorageError(
+            f"cannot {action} {uri}: the credentials were refused ({err})",
+            "refresh them (gcloud auth application-default login) or check the Workload "
+            "Identity binding",
+        ) from err
+    except http_exc.RequestException as err:
+        raise StorageError(
+            f"cannot {action} {uri}: storage endpoint unreachable ({type(err).__name__})",
+            "check the network (or STORAGE_EMULATOR_HOST when using an emulator) and retry",
         ) from err
 
 
@@ -184,6 +207,91 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
+def upload_file(local: str | os.PathLike[str], uri: str) -> None:
+    """Copy one local file to ``uri`` (streamed from disk; atomic for the reader)."""
+    if not is_gcs(uri):
+        with atomic_file(uri) as fh, open(local, "rb") as src:
+            shutil.copyfileobj(src, fh, 1 << 20)
+        return
+    blob = _blob(uri)
+    with _gcs_errors(uri, "write"):
+        blob.upload_from_filename(str(local))
+
+
+def download_file(uri: str, local: str | os.PathLike[str]) -> None:
+    """Copy one object to a local file (streamed to disk; the file appears complete or not at
+    all)."""
+    if not is_gcs(uri):
+        upload_file(uri, str(local))  # a local copy is the same atomic streamed copy
+        return
+    blob = _blob(uri)
+    local = Path(local)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".tmp", dir=local.parent)
+    os.close(fd)
+    try:
+        with _gcs_errors(uri, "read"):
+            blob.download_to_filename(tmp)
+        os.replace(tmp, local)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def list_files(prefix: str | os.PathLike[str]) -> list[str]:
+    """The files under a folder or ``gs://`` prefix, as sorted paths relative to it
+    (temporary files of an unfinished atomic write are not listed)."""
+    prefix = str(prefix)
+    if is_gcs(prefix):
+        bucket_name, path = split_gcs(prefix.rstrip("/") + "/")
+        _blob(prefix)  # a missing bucket is a StorageError, not an empty listing
+        with _gcs_errors(prefix, "list"):
+            names = [b.name for b in _gcs_client().list_blobs(bucket_name, prefix=path)]
+        return sorted(n[len(path):] for n in names if not n.endswith("/"))
+    root = Path(prefix)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.endswith(".tmp")
+    )
+
+
+def delete(uri: str | os.PathLike[str]) -> None:
+    """Remove one file or object (missing: nothing to do)."""
+    uri = str(uri)
+    if not is_gcs(uri):
+        if Path(uri).is_file() or Path(uri).is_symlink():
+            Path(uri).unlink()
+        return
+    from google.api_core import exceptions as gexc
+
+    with _gcs_errors(uri, "delete"), contextlib.suppress(gexc.NotFound):
+        _blob(uri).delete()
+
+
+def delete_tree(prefix: str | os.PathLike[str]) -> None:
+    """Remove a folder or every object under a ``gs://`` prefix (missing: nothing to do)."""
+    prefix = str(prefix)
+    if not is_gcs(prefix):
+        if Path(prefix).is_dir():
+            shutil.rmtree(prefix)
+        return
+    for name in list_files(prefix):
+        uri = join(prefix, name)
+        with _gcs_errors(uri, "delete"):
+            _blob(uri).delete()
+
+
+def download_dir(uri: str, local: str | os.PathLike[str]) -> None:
+    """Copy every object under ``uri`` into the local folder ``local`` (built atomically)."""
+    with atomic_dir(local) as tmp:
+        for name in list_files(uri):
+            download_file(join(uri, name), tmp / name)
+
+
 def read_json(uri: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(read_bytes(uri))
@@ -210,7 +318,7 @@ def local_copy(uri: str | os.PathLike[str]) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="rachel-gcs-") as tmp:
         local = Path(tmp, Path(split_gcs(uri)[1]).name or "object")
-        local.write_bytes(read_bytes(uri))
+        download_file(uri, local)
         yield local
 
 
@@ -249,7 +357,95 @@ def upload_dir(local: str | os.PathLike[str], uri: str) -> None:
     local = Path(local)
     if is_gcs(uri):
         for file in sorted(p for p in local.rglob("*") if p.is_file()):
-            write_bytes(join(uri, file.relative_to(local).as_posix()), file.read_bytes())
+            upload_file(file, join(uri, file.relative_to(local).as_posix()))
         return
     with atomic_dir(uri) as tmp:
         shutil.copytree(local, tmp, dirs_exist_ok=True)
+
+
+# ------------------------------------------------- conditional replace of one small object
+# (the champion registry's pointer: rachel.core.registry)
+
+
+def read_versioned(uri: str | os.PathLike[str]) -> tuple[bytes | None, int | str | None]:
+    """The object's bytes and a token naming this version of it; ``(None, None)`` if absent.
+
+    The token is the GCS object *generation* (an int), or locally the sha256 of the file's
+    bytes.  Pass it to :func:`write_if_unchanged` to replace the object only if nobody else
+    has replaced it since.
+    """
+    import hashlib
+
+    uri = str(uri)
+    if not is_gcs(uri):
+        path = Path(uri)
+        if not path.is_file():
+            return None, None
+        data = path.read_bytes()
+        return data, hashlib.sha256(data).hexdigest()
+    from google.api_core import exceptions as gexc
+
+    blob = _blob(uri)
+    with _gcs_errors(uri, "read"):
+        for _ in range(3):
+            try:
+                blob.reload()
+            except gexc.NotFound:
+                return None, None
+            generation = int(blob.generation)
+            try:  # the generation just read, or a 412 if it was replaced in between
+                return bytes(blob.download_as_bytes(if_generation_match=generation)), generation
+            except (gexc.PreconditionFailed, gexc.NotFound):
+                continue
+    raise StorageError(f"{uri} kept changing while it was read", "retry the operation")
+
+
+def write_if_unchanged(
+    uri: str | os.PathLike[str], data: bytes, token: int | str | None
+) -> None:
+    """Write ``data`` to ``uri`` only if it still is the version ``token`` names (from
+    :func:`read_versioned`; ``None`` = only if it does not exist); otherwise raise
+    :class:`~rachel.core.errors.ConflictError` and leave the object as it is.
+
+    On GCS this is one upload with ``if_generation_match`` (0 for "must not exist"): the
+    server decides, so two writers on two machines cannot both succeed.  (gcp-storage-emulator
+    accepts the precondition but does not enforce it.)  Locally the compare and the atomic
+    rename run under an exclusive ``flock`` on ``.<name>.lock`` beside the file: writers on
+    one machine are serialised (file systems that ignore ``flock``, as some NFS mounts do,
+    are not protected).  Readers never need the lock: the rename is atomic.
+    """
+    import hashlib
+
+    from rachel.core.errors import ConflictError
+
+    uri = str(uri)
+    conflict = ConflictError(
+        f"{uri} was replaced by another writer after it was read",
+        "read it again and redo the decision (a concurrent run published first)",
+    )
+    if is_gcs(uri):
+        from google.api_core import exceptions as gexc
+
+        blob = _blob(uri)
+        with _gcs_errors(uri, "write"):
+            try:
+                blob.upload_from_string(
+                    data, if_generation_match=0 if token is None else int(token)
+                )
+            except gexc.PreconditionFailed as err:
+                raise conflict from err
+        return
+    import fcntl
+
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            current = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+            if current != token:
+                raise conflict
+            with atomic_file(path) as fh:
+                fh.write(data)
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

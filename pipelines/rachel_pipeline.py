@@ -8,6 +8,7 @@ list that ``dsl.ParallelFor`` fans out::
       -> [ generate-candidates -> ParallelFor(train-candidate) -> Collected
            -> weigh-ensemble -> update-controller ]  x iterations
       -> evaluate-ensemble
+      -> [ promote-champion ]   only when the ``registry`` parameter is set (dsl.If)
 
 This is step for step :func:`rachel.core.search.run_search` (the reference), with the
 controller and ensemble states passed as artifacts from one iteration to the next.
@@ -28,6 +29,12 @@ Early stop (optional, :class:`EarlyStop`): iteration ``i+1`` runs inside
 ``dsl.If(weigh_i.keep_searching)``; the matching ``dsl.Else`` evaluates the ensemble as it
 is.  The compiled DAG then nests one condition per iteration.
 
+Champion registry (:mod:`rachel.core.registry`): a run with the ``registry`` parameter set
+(a ``gs://`` prefix the pipeline's service account may write) ends with ``promote-champion``
+after each evaluation: the final model and the last controller update are published as the
+registry's champion if the model beats it by ``promotion_margin`` on the same test split.
+With ``registry`` empty (the default) the step is skipped.
+
 Compiling imports kfp and the component modules only, never TensorFlow.
 """
 
@@ -40,6 +47,7 @@ from kfp import dsl, kubernetes
 
 from rachel.components.evaluate_ensemble import evaluate_ensemble
 from rachel.components.generate_candidates import generate_candidates
+from rachel.components.promote_champion import promote_champion
 from rachel.components.settings import DEFAULT_PLACEMENT, Placement
 from rachel.components.split_data import split_data
 from rachel.components.train_candidate import train_candidate
@@ -59,6 +67,7 @@ CACHING = {
     "weigh_ensemble": False,  # records start times and training seconds
     "update_controller": True,
     "evaluate_ensemble": False,  # records wall-clock and inference seconds
+    "promote_champion": False,  # depends on the registry's champion at run time
 }
 
 
@@ -143,7 +152,7 @@ def build_pipeline(
     if early_stop is None and default_config.time_budget_seconds is not None:
         early_stop = EarlyStop()  # the planner's stop decision needs the conditional DAG
 
-    def body(config_json: str, plan_json: str) -> None:
+    def body(config_json: str, plan_json: str, registry: Any, promotion_margin: Any) -> None:
         split = _light(split_data(config_json=config_json), placement, "split_data")
         split.set_display_name("split-data")
         splits = split.outputs["splits"]
@@ -172,10 +181,10 @@ def build_pipeline(
             )
             _light(update, placement, "update_controller").set_display_name(f"update-it{it}")
             new_ensemble = weigh.outputs["ensemble_out"]
-            nxt = (update.outputs["controller_out"], new_ensemble,
-                   weigh.outputs["safety_net_activations"])
+            new_controller = update.outputs["controller_out"]
+            nxt = (new_controller, new_ensemble, weigh.outputs["safety_net_activations"])
             if it + 1 == iterations:
-                evaluate(new_ensemble)
+                evaluate(new_ensemble, new_controller)
             elif early_stop is None:
                 iteration(it + 1, *nxt)
             else:
@@ -183,11 +192,19 @@ def build_pipeline(
                             name=f"continue-after-it{it}"):
                     iteration(it + 1, *nxt)
                 with dsl.Else(name=f"stop-after-it{it}"):
-                    evaluate(new_ensemble)
+                    evaluate(new_ensemble, new_controller)
 
-        def evaluate(ensemble: Any) -> None:
+        def evaluate(ensemble: Any, controller: Any) -> None:
             final = evaluate_ensemble(config_json=config_json, splits=splits, ensemble=ensemble)
             _light(final, placement, "evaluate_ensemble").set_display_name("evaluate-ensemble")
+            with dsl.If(registry != "", name="if-registry"):
+                promote = promote_champion(
+                    config_json=config_json, registry=registry, splits=splits,
+                    model=final.outputs["model"], controller=controller,
+                    promotion_margin=promotion_margin, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                )
+                _light(promote, placement, "promote_champion").set_display_name(
+                    "promote-champion")
 
         iteration(0, None, None, 0)
 
@@ -198,8 +215,13 @@ def build_pipeline(
             "target_accuracy": early_stop.target_accuracy,
         }
 
-    def rachel_pipeline(config_json: str = default_json, plan_json: str = "") -> None:
-        body(config_json, plan_json)
+    def rachel_pipeline(
+        config_json: str = default_json,
+        plan_json: str = "",
+        registry: str = "",
+        promotion_margin: float = 0.0,
+    ) -> None:
+        body(config_json, plan_json, registry, promotion_margin)
 
     rachel_pipeline.__doc__ = (
         f"RACHEL architecture search: {iterations} iteration(s) x {candidates} candidate(s) "

@@ -22,6 +22,8 @@ import io
 import os
 import pickle
 import tarfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -404,10 +406,10 @@ def read_npz(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
     name = name or _name(source, "NumPy .npz")
     try:
         npz = np.load(io.BytesIO(_read(source)), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{name} is not a readable .npz file ({err})",
-                        "write it with numpy.savez(path, x_train=..., y_train=..., x_test=..., "
-                        "y_test=...)") from err
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{name} is not a readable .npz file, or it is truncated ({err})",
+                        "upload the complete file again, or write it with numpy.savez(path, "
+                        "x_train=..., y_train=..., x_test=..., y_test=...)") from err
     if not hasattr(npz, "files"):
         raise DataError(f"{name} holds a single array, not an .npz archive",
                         "write it with numpy.savez(path, x_train=..., y_train=..., ...)")
@@ -421,6 +423,10 @@ def read_npz(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
             raise DataError(f"{name} has only one of x_val / y_val", "save both or neither")
         try:
             arrays = {k: npz[k] for k in keys if k.startswith(("x_", "y_")) or k == "class_names"}
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            raise DataError(f"{name} is truncated or corrupt ({type(err).__name__}: {err})",
+                            "upload the file again (compare its size and checksum with the "
+                            "original)") from err
         except ValueError as err:
             raise DataError(f"{name} holds object (pickled) arrays ({err})",
                             "save plain numeric arrays (np.asarray(x, dtype=np.uint8))") from err

@@ -17,13 +17,14 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics,
 
 from rachel.components.evaluate_ensemble import evaluate_ensemble
 from rachel.components.generate_candidates import generate_candidates
+from rachel.components.promote_champion import promote_champion
 from rachel.components.split_data import split_data
 from rachel.components.train_candidate import train_candidate
 from rachel.components.update_controller import update_controller
 from rachel.components.weigh_ensemble import weigh_ensemble
 
 COMPONENTS = (split_data, generate_candidates, train_candidate, weigh_ensemble,
-              update_controller, evaluate_ensemble)
+              update_controller, evaluate_ensemble, promote_champion)
 
 
 def _artifact(cls: type, root: Path, name: str) -> Any:
@@ -186,3 +187,48 @@ def test_chain_matches_in_process_search(chain: dict, tmp_path: Path) -> None:
         assert entry["decision"] == ref["decision"]
     got = chain["final"]["metrics"].metadata
     assert got["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=1e-9)
+
+
+def test_promote_champion_publishes_and_reports(tmp_path: Path) -> None:
+    """The gate's component on small fake inputs (it copies files; no training needed)."""
+    import numpy as np
+
+    from rachel.core import registry
+    from rachel.core.config import budget_config
+    from rachel.core.controller import Controller, ControllerSettings
+    from rachel.core.data.splits import DatasetSplits
+
+    def part(n: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        x = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 2, 2, 1))
+        return x.copy(), np.arange(n, dtype=np.int64) % 2
+
+    splits = _artifact(Dataset, tmp_path, "splits.npz")
+    DatasetSplits(*part(), *part(), *part(), name="t", num_classes=2, class_names=("a", "b"),
+                  input_shape=(2, 2, 1), augmentation="none", seed=0,
+                  source="test").save(splits.path)
+    controller = _artifact(Artifact, tmp_path, "controller")
+    Controller(ControllerSettings(kind="random")).save(controller.path)
+    cfg = json.dumps(budget_config("smoke").to_json())
+    reg = str(tmp_path / "registry")
+    outcomes = []
+    for accuracy in (0.6, 0.5):
+        model = _artifact(Model, tmp_path, f"model_{accuracy}")
+        Path(model.path).mkdir()
+        (Path(model.path) / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy}))
+        (Path(model.path) / "model.keras").write_bytes(b"weights")
+        metrics = _artifact(Metrics, tmp_path, f"gate_metrics_{accuracy}")
+        report = _artifact(Markdown, tmp_path, f"gate_report_{accuracy}")
+        promote_champion.python_func(
+            config_json=cfg, registry=reg, splits=splits, model=model, controller=controller,
+            metrics=metrics, report=report, promotion_margin=0.0, run_id="run-1")
+        assert sorted(p.name for p in Path(model.path).iterdir()) == \
+            ["metrics.json", "model.keras"]  # the input artifact is left untouched
+        outcomes.append((metrics.metadata, report))
+    (first, first_report), (second, second_report) = outcomes
+    assert first["promoted"] == 1.0 and second["promoted"] == 0.0
+    assert second["champion_test_accuracy"] == 0.6 and second["new_test_accuracy"] == 0.5
+    assert "champion kept" in Path(second_report.path).read_text()
+    assert second_report.metadata["decision"] == "kept"
+    record = json.loads(first_report.metadata["record"])
+    assert registry.champion(reg)["version"] == record["run_version"]
+    assert record["run"]["run_id"] == "run-1" and record["run"]["runner"] == "kubeflow"

@@ -127,18 +127,62 @@ def test_no_ensemble_ablation_keeps_one_member(tiny_fashion, tmp_path):
     assert entry["members"] == ["it001-c00"]
 
 
-def test_train_candidate_failure_is_recorded(tiny_fashion, tmp_path, monkeypatch):
+def _one_candidate():
+    return Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 0, 0),)).to_json()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [MemoryError("simulated host out-of-memory"),
+     type("ResourceExhaustedError", (RuntimeError,), {})("OOM when allocating tensor"),
+     RuntimeError("XlaRuntimeError: RESOURCE_EXHAUSTED: out of memory allocating 4 GiB"),
+     TimeoutError("storage read timed out")],
+    ids=["host-oom", "tf-oom", "xla-oom", "timeout"],
+)
+def test_transient_training_failure_raises_and_writes_nothing(tiny_fashion, tmp_path,
+                                                              monkeypatch, error):
+    import rachel.core.training as training
+    from rachel.core.errors import TransientError
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(training, "train_candidate_model", fail)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
+    with pytest.raises(TransientError, match="transiently") as info:
+        steps.train_candidate(cfg, tiny_fashion, _one_candidate(), tmp_path / "m")
+    assert info.value.exit_code == 7
+    assert not (tmp_path / "m").exists() and list(tmp_path.iterdir()) == []  # no cached failure
+
+
+def test_deterministic_training_failure_is_recorded(tiny_fashion, tmp_path, monkeypatch):
     import rachel.core.training as training
 
-    def oom(*args, **kwargs):
-        raise MemoryError("simulated out-of-memory on the accelerator")
+    def cannot_build(*args, **kwargs):
+        raise ValueError("Negative dimension size caused by subtracting 3 from 1")
 
-    monkeypatch.setattr(training, "train_candidate_model", oom)
+    monkeypatch.setattr(training, "train_candidate_model", cannot_build)
     cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
-    cand = Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 0, 0),))
-    summary = steps.train_candidate(cfg, tiny_fashion, cand.to_json(), tmp_path / "m")
-    assert summary["status"] == "failed" and "out-of-memory" in summary["error"]
+    summary = steps.train_candidate(cfg, tiny_fashion, _one_candidate(), tmp_path / "m")
+    assert summary["status"] == "failed" and "Negative dimension" in summary["error"]
     assert json.loads((tmp_path / "m" / METRICS_FILE).read_text())["status"] == "failed"
+
+
+def test_diverged_candidate_is_recorded_as_failed(tiny_fashion, tmp_path, monkeypatch):
+    import rachel.core.training as training
+
+    real = training.train_candidate_model
+
+    def diverge(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.val_logits[0, 0] = np.nan
+        return result
+
+    monkeypatch.setattr(training, "train_candidate_model", diverge)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED, epochs=1)
+    summary = steps.train_candidate(cfg, tiny_fashion, _one_candidate(), tmp_path / "m")
+    assert summary["status"] == "failed" and "diverged" in summary["error"]
+    assert not (tmp_path / "m" / MODEL_FILE).exists()
 
 
 @pytest.fixture(scope="module")

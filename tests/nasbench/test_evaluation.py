@@ -10,6 +10,7 @@ from helpers import nasbench_data
 from scipy import stats
 
 from rachel.core.errors import ConfigError
+from rachel.core.nasbench import baselines
 from rachel.core.nasbench import evaluation as ev
 
 FAST = ev.ProtocolConfig(k_sets=2, m_states=20, budgets=(5, 10, 20), curve_lengths=(20, 40),
@@ -109,7 +110,6 @@ def test_protocol_runner_is_reproducible_and_uses_common_random_numbers():
 
 
 def test_baselines_search_trace_fits_the_harness():
-    baselines = pytest.importorskip("rachel.core.nasbench.baselines")
     q = np.array([0.90, 0.92, 0.91, 0.93])
     trace = baselines.SearchTrace(q, 0.90, 0.93)
     assert isinstance(trace, ev.TraceLike)
@@ -158,8 +158,6 @@ def test_config_errors():
 
 def test_paper_baselines_run_through_the_harness(tmp_path):
     """The other helper's baselines on the <=5-vertex cells, scored by our surrogate."""
-    baselines = pytest.importorskip("rachel.core.nasbench.baselines")
-
     from rachel.core.nasbench.estimators import SurrogateEstimator
     from rachel.core.nasbench.index import CellIndex
 

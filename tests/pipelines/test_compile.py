@@ -63,6 +63,12 @@ def _executor(c: dict, task: dict) -> tuple[str, dict]:
     return label, c["spec"]["deploymentSpec"]["executors"][label]["container"]
 
 
+def _all_tasks(spec: dict) -> list[dict]:
+    """Every task of the pipeline, at the root and inside loops and conditions."""
+    return [t for comp in [spec["root"]] + list(spec["components"].values())
+            for t in comp.get("dag", {}).get("tasks", {}).values()]
+
+
 def _train_task(c: dict, it: int) -> dict:
     loop = c["root"][c["by_display"][f"for-loop-it{it}"]] if f"for-loop-it{it}" in \
         c["by_display"] else c["root"][f"for-loop-{it + 1}"]
@@ -146,8 +152,9 @@ def test_gpu_placement_only_on_training(compiled: dict) -> None:
         assert k8s[label]["tolerations"] == [
             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert set(k8s) == train_labels
-    for task in compiled["root"].values():
-        if "parameterIterator" in task:
+    for task in _all_tasks(compiled["spec"]):
+        if "parameterIterator" in task or "dag" in _component(compiled, task) or \
+                task["taskInfo"]["name"].startswith("train-it"):
             continue
         _, container = _executor(compiled, task)
         assert "accelerator" not in container["resources"]
@@ -179,7 +186,7 @@ def test_caching_on_for_deterministic_steps_only(compiled: dict) -> None:
 def test_dedupe_shares_one_executor_per_step() -> None:
     data = compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES)
     spec, platform = _docs(data)
-    assert len(spec["deploymentSpec"]["executors"]) == 6
+    assert len(spec["deploymentSpec"]["executors"]) == 7  # 6 search steps + promote-champion
     refs = [t["componentRef"]["name"] for c in [spec["root"]] + list(spec["components"].values())
             for t in c.get("dag", {}).get("tasks", {}).values()]
     assert set(refs) <= set(spec["components"])  # every reference resolves
@@ -212,13 +219,14 @@ def test_early_stop_nests_conditions_with_an_evaluation_per_exit() -> None:
     spec, platform = _docs(compile_to_bytes(iterations=3, candidates=2,
                                             early_stop=EarlyStop(2, 0.9)))
     _strict(spec, platform)
-    evaluations, conditions = 0, 0
-    for comp in [spec["root"]] + list(spec["components"].values()):
-        for task in comp.get("dag", {}).get("tasks", {}).values():
-            evaluations += task["taskInfo"]["name"] == "evaluate-ensemble"
-            conditions += "condition" in task.get("triggerPolicy", {})
+    evaluations, promotions, conditions = 0, 0, 0
+    for task in _all_tasks(spec):
+        evaluations += task["taskInfo"]["name"] == "evaluate-ensemble"
+        promotions += task["taskInfo"]["name"] == "promote-champion"
+        conditions += "condition" in task.get("triggerPolicy", {})
     assert evaluations == 3  # stop after it0, stop after it1, or run all 3
-    assert conditions == 4  # an If and an Else after it0 and it1
+    assert promotions == 3  # each evaluation is followed by its promotion gate
+    assert conditions == 4 + 3  # an If and an Else after it0 and it1; an If per promotion
     weigh = [t for c in spec["components"].values() for t in c.get("dag", {}).get("tasks", {})
              .values() if t["taskInfo"]["name"].startswith("weigh-it")]
     weigh += [t for t in spec["root"]["dag"]["tasks"].values()
@@ -299,3 +307,38 @@ def test_a_time_budget_compiles_the_planner_stop_conditions() -> None:
     assert default["time_budget_seconds"] == 300.0
     weigh = next(t for t in root.values() if t["taskInfo"]["name"] == "weigh-it0")
     assert "plan_json" in weigh["inputs"]["parameters"]
+
+
+def test_promotion_runs_after_evaluation_only_with_a_registry(compiled: dict) -> None:
+    spec, root, by = compiled["spec"], compiled["root"], compiled["by_display"]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["registry"]["defaultValue"] == "" and \
+        params["registry"]["parameterType"] == "STRING"
+    assert params["promotion_margin"]["defaultValue"] == 0.0 and \
+        params["promotion_margin"]["parameterType"] == "NUMBER_DOUBLE"
+    assert "promote-champion" not in by  # never unconditional at the root
+    (gate,) = [t for t in root.values() if "condition" in t.get("triggerPolicy", {})]
+    assert gate["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--registry'] != ''"
+    assert gate["inputs"]["parameters"]["pipelinechannel--registry"] == {
+        "componentInputParameter": "registry"}
+    (promote,) = _component(compiled, gate)["dag"]["tasks"].values()
+    assert promote["taskInfo"]["name"] == "promote-champion"
+    assert promote["cachingOptions"].get("enableCache", False) is False
+    assert CACHING["promote_champion"] is False  # its outcome depends on the registry
+    # inside the condition, inputs come through the condition task's own inputs
+    arts = {k: v["componentInputArtifact"] for k, v in promote["inputs"]["artifacts"].items()}
+    producers = {k: gate["inputs"]["artifacts"][v]["taskOutputArtifact"]
+                 for k, v in arts.items()}
+    assert producers["model"] == {"outputArtifactKey": "model",
+                                  "producerTask": by["evaluate-ensemble"]}
+    assert producers["controller"] == {"outputArtifactKey": "controller_out",
+                                       "producerTask": by[f"update-it{ITERATIONS - 1}"]}
+    assert producers["splits"]["producerTask"] == by["split-data"]
+    assert by["evaluate-ensemble"] in gate["dependentTasks"]
+    parameters = promote["inputs"]["parameters"]
+    assert parameters["registry"] == {"componentInputParameter": "pipelinechannel--registry"}
+    assert parameters["promotion_margin"] == {
+        "componentInputParameter": "pipelinechannel--promotion_margin"}
+    _, container = _executor(compiled, promote)
+    assert container["image"] == CPU_IMAGE and "accelerator" not in container["resources"]

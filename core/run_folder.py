@@ -1,0 +1,146 @@
+"""One search's output: where it lives, what an earlier attempt left there, and publishing.
+
+The output of ``rachel search`` is a local folder or a ``gs://`` prefix.  Opening it decides
+what the run does:
+
+* missing or empty: a new run;
+* it holds ``config.json`` equal to this run's configuration: the run **resumes** from the
+  steps already completed there (a finished run is returned as it is);
+* it holds a run of another configuration, or files that are not a run: a
+  :class:`~rachel.core.errors.ConfigError` (exit 2) that names the differing settings;
+  nothing is overwritten;
+* ``restart=True``: the earlier run's artifacts are removed first (only the names a run
+  writes; other files beside a run are left alone, and a folder of other files is refused
+  as above).
+
+Completeness.  Locally the search writes into the output itself, and every step's folder
+is renamed into place complete (:func:`rachel.core.storage.atomic_dir`): a step folder that
+exists is a completed step.  For ``gs://`` the search works in a local folder and publishes
+each completed step: its objects first, then its name in ``completed.json`` (one object,
+replaced whole).  A resumed run downloads exactly the steps that manifest lists, so the
+objects of an upload cut short by a kill are never read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rachel.core import storage
+from rachel.core.errors import ConfigError
+
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "completed.json"
+LOG_FILE = "search_log.jsonl"
+PLAN_FILE = "plan.json"
+FINAL_METRICS = "final/metrics.json"
+# Every top-level name a run writes (what --restart removes).
+RUN_ENTRIES = (CONFIG_FILE, MANIFEST_FILE, LOG_FILE, PLAN_FILE, "splits.npz", "iterations",
+               "final")
+# Rewritten as the run goes: re-uploaded at every publish, not listed as steps.
+LIVE_FILES = (LOG_FILE, PLAN_FILE)
+
+
+def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    keys = sorted(set(recorded) | set(wanted))
+    return [k for k in keys if recorded.get(k) != wanted.get(k)]
+
+
+@dataclass
+class RunFolder:
+    """An opened output.  ``work`` is the local folder the search reads and writes."""
+
+    uri: str
+    work: Path
+    state: str  # "new" | "resume" | "finished"
+    completed: list[str] = field(default_factory=list)  # published steps (gs:// only)
+
+    @property
+    def remote(self) -> bool:
+        return storage.is_gcs(self.uri)
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, uri: str | Path, config_json: dict[str, Any], *, restart: bool = False
+             ) -> RunFolder:
+        """Inspect ``uri`` (writing nothing unless ``restart``) and say what the run does."""
+        uri = str(uri)
+        if uri.startswith("file://"):
+            uri = uri[len("file://"):]
+        names = storage.list_files(uri)
+        ours = [n for n in names if n.split("/", 1)[0] in RUN_ENTRIES]
+        foreign = [n for n in names if n.split("/", 1)[0] not in RUN_ENTRIES]
+        if names and CONFIG_FILE not in names and (foreign or not restart):
+            shown = (foreign or names)[0]
+            raise ConfigError(
+                f"output {uri} is not empty and holds no RACHEL run ({len(names)} file(s), "
+                f"e.g. {shown})",
+                "choose an empty or new --output",
+            )
+        if restart and ours:
+            for entry in RUN_ENTRIES:  # a run's own names only: other files stay
+                storage.delete_tree(storage.join(uri, entry))  # a folder (or prefix) ...
+                storage.delete(storage.join(uri, entry))  # ... or a single file
+            names = foreign
+        state = "new"
+        if CONFIG_FILE in names:
+            recorded = storage.read_json(storage.join(uri, CONFIG_FILE))
+            differ = _differences(recorded, config_json)
+            if differ:
+                shown = ", ".join(
+                    f"{k}: {recorded.get(k)!r} there, {config_json.get(k)!r} now"
+                    for k in differ[:4]
+                )
+                raise ConfigError(
+                    f"output {uri} holds a run of a different configuration ({shown})",
+                    "rerun with the same settings to resume it, pass --restart to discard it, "
+                    "or choose another --output",
+                )
+            state = "finished" if FINAL_METRICS in names else "resume"
+        if not storage.is_gcs(uri):
+            return cls(uri, Path(uri), state)
+        folder = cls(uri, Path(tempfile.mkdtemp(prefix="rachel-search-")), state)
+        if state != "new":
+            folder._download()
+        return folder
+
+    def _download(self) -> None:
+        manifest = storage.join(self.uri, MANIFEST_FILE)
+        self.completed = list(storage.read_json(manifest)) if storage.exists(manifest) else []
+        for name in (CONFIG_FILE, *LIVE_FILES):
+            if storage.exists(storage.join(self.uri, name)):
+                storage.download_file(storage.join(self.uri, name), self.work / name)
+        for step in self.completed:
+            source = storage.join(self.uri, step)
+            if step.endswith((".npz", ".json")):
+                storage.download_file(source, self.work / step)
+            else:
+                storage.download_dir(source, self.work / step)
+
+    # ---------------------------------------------------------------- publishing
+    def publish(self, step: str) -> None:
+        """Make a completed step (a file or folder under ``work``) durable at ``uri``."""
+        if not self.remote:
+            return  # written in place, complete by construction
+        local = self.work / step
+        if local.is_dir():
+            storage.upload_dir(local, storage.join(self.uri, step))
+        else:
+            storage.upload_file(local, storage.join(self.uri, step))
+        for name in LIVE_FILES:
+            if (self.work / name).exists():
+                storage.upload_file(self.work / name, storage.join(self.uri, name))
+        if step != CONFIG_FILE and step not in self.completed:
+            self.completed.append(step)
+            storage.write_bytes(
+                storage.join(self.uri, MANIFEST_FILE), json.dumps(self.completed).encode()
+            )
+
+    def close(self) -> None:
+        """Drop the local working copy of a ``gs://`` run (everything completed is published)."""
+        if self.remote:
+            shutil.rmtree(self.work, ignore_errors=True)
