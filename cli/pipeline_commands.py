@@ -228,6 +228,46 @@ def _check_pipeline_root(root: str | None) -> None:
                            "GOOGLE_APPLICATION_CREDENTIALS) or pass --skip-root-check") from None
 
 
+def _service_account_token() -> Any:
+    """Credentials from the projected service-account token, when the pod has one.
+
+    In a multi-user Kubeflow, the KFP API accepts a token of audience
+    ``pipelines.kubeflow.org`` mounted at ``$KF_PIPELINES_SA_TOKEN_PATH`` (default
+    ``/var/run/secrets/kubeflow/pipelines/token``; the CronJob in ``manifests/`` mounts it).
+    kfp's client reads it only when no host is given, so it is passed explicitly; without
+    the file (a laptop, a single-user install) no credentials are sent.
+    """
+    from kfp import client as kfp_client
+
+    path = os.environ.get(kfp_client.KF_PIPELINES_SA_TOKEN_ENV) or \
+        kfp_client.KF_PIPELINES_SA_TOKEN_PATH
+    if not Path(path).is_file():
+        return None
+    return kfp_client.ServiceAccountTokenVolumeCredentials(path)
+
+
+def _pipeline_id(client: Any, name: str, namespace: str | None) -> str | None:
+    """The id of pipeline ``name``: a namespaced one in a multi-user install (where
+    ``upload_pipeline(namespace=...)`` put it, and where kfp's ``get_pipeline_id``, which
+    lists only shared pipelines, does not look), else a shared one."""
+    if not namespace:
+        return client.get_pipeline_id(name)
+    import json
+
+    found = client.list_pipelines(
+        namespace=namespace,
+        filter=json.dumps({"predicates": [
+            {"operation": 1, "key": "display_name", "stringValue": name}  # 1: EQUALS
+        ]}),
+    ).pipelines or []
+    if len(found) > 1:
+        from rachel.core.errors import ConfigError
+
+        raise ConfigError(f"{len(found)} pipelines named {name!r} in namespace {namespace}",
+                          "delete the duplicates or pass --name")
+    return found[0].pipeline_id if found else None
+
+
 def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, str]:
     """Validate, compile (or take --package), check the bucket, connect, upload a version.
 
@@ -256,8 +296,9 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, str]:
 
     version = args.version_name or f"{image_tag()}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     with _kfp_errors(args.host):
-        client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
-        pipeline_id = client.get_pipeline_id(name)
+        client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow",
+                            credentials=_service_account_token())
+        pipeline_id = _pipeline_id(client, name, args.namespace)
         if pipeline_id is None:
             pipeline = client.upload_pipeline(package, pipeline_name=name,
                                               namespace=args.namespace)

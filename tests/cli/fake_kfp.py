@@ -20,7 +20,9 @@ class FakeKfp:
     def __init__(self, final_state: str = "SUCCEEDED") -> None:
         self.final_state = final_state
         self.requests: list[tuple[str, str, Any]] = []
-        self.pipelines: dict[str, str] = {}  # display name -> id
+        # (namespace, display name) -> id; "" is the shared namespace.  As KFP's server does,
+        # a listing without a namespace sees only shared pipelines.
+        self.pipelines: dict[tuple[str, str], str] = {}
         self.experiments: dict[str, str] = {}
         fake = self
 
@@ -43,8 +45,9 @@ class FakeKfp:
                 if url.path == f"{PREFIX}/healthz":
                     return self._reply({"multi_user": False})
                 if url.path == f"{PREFIX}/pipelines":
-                    found = [{"pipeline_id": fake.pipelines[name], "display_name": name}] \
-                        if name in fake.pipelines else []
+                    key = (parse_qs(url.query).get("namespace", [""])[0], name or "")
+                    found = [{"pipeline_id": fake.pipelines[key], "display_name": name}] \
+                        if key in fake.pipelines else []
                     return self._reply({"pipelines": found, "total_size": len(found)}
                                        if found else {})
                 if url.path == f"{PREFIX}/experiments":
@@ -70,8 +73,11 @@ class FakeKfp:
                 fake.requests.append(("POST", url.path, {"query": query, "body": body}))
                 if url.path == f"{PREFIX}/pipelines/upload":
                     name = query.get("name", ["pipeline"])[0]
-                    fake.pipelines[name] = f"pipeline-{len(fake.pipelines) + 1}"
-                    return self._reply({"pipeline_id": fake.pipelines[name],
+                    key = (query.get("namespace", [""])[0], name)
+                    if key in fake.pipelines:
+                        return self._reply({"error": f"pipeline {name} already exists"}, 409)
+                    fake.pipelines[key] = f"pipeline-{len(fake.pipelines) + 1}"
+                    return self._reply({"pipeline_id": fake.pipelines[key],
                                         "display_name": name})
                 if url.path == f"{PREFIX}/pipelines/upload_version":
                     return self._reply({"pipeline_id": query.get("pipelineid", ["?"])[0],

@@ -52,6 +52,20 @@ def test_submit_uploads_then_adds_versions_and_starts_runs(package: Path) -> Non
         assert run["experiment_id"] == "experiment-1"
 
 
+def test_weekly_submits_into_a_profile_namespace_reuse_its_pipeline(package: Path) -> None:
+    """Multi-user KFP: the pipeline uploaded into the namespace is found there the next
+    week (kfp's get_pipeline_id lists only shared pipelines and would upload it again)."""
+    with fake_kfp.FakeKfp() as kfp:
+        for week in range(2):
+            done = rachel("submit", "--host", kfp.host, "--package", str(package),
+                          "--namespace", "team-a", "--version", f"week{week}",
+                          "--pipeline-root", "gs://bucket/root", "--skip-root-check")
+            assert done.returncode == 0, done.stdout + done.stderr
+        uploads = kfp.posted("pipelines/upload")
+        assert len(uploads) == 1 and uploads[0]["query"]["namespace"] == ["team-a"]
+        assert len(kfp.posted("pipelines/upload_version")) == 2
+
+
 def test_failed_run_exits_3_with_one_line(package: Path) -> None:
     with fake_kfp.FakeKfp(final_state="FAILED") as kfp:
         done = rachel("submit", "--host", kfp.host, "--package", str(package), "--wait")

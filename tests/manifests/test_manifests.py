@@ -339,12 +339,6 @@ class _RefusingKfp:
         self.server.server_close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "rachel submit builds kfp.Client(host=...) without credentials, and kfp 2.x reads "
-    "$KF_PIPELINES_SA_TOKEN_PATH only when no host is given: the CronJob's requests carry "
-    "no token, so multi-user KFP refuses them (exit 4). Needs cli/pipeline_commands.py to "
-    "pass credentials=kfp.client.ServiceAccountTokenVolumeCredentials() when the token file "
-    "exists (or a --sa-token-path flag); remove this mark then."))
 def test_cronjob_command_sends_the_projected_token(rendered: list[dict[str, Any]],
                                                    package: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
