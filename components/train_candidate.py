@@ -13,17 +13,33 @@ def train_candidate(
     splits: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
+    checkpoint_root: str = "",
 ) -> None:
     """Write ``model`` (model.keras, val_logits.npy, candidate.json, metrics.json).
 
-    A candidate that fails to build or train is recorded with status "failed" and the task
-    still succeeds, so one bad architecture does not stop the iteration.
+    A candidate that fails deterministically (it cannot be built, its loss diverges) is
+    recorded with status "failed" and the task still succeeds, so one bad architecture does
+    not stop the iteration.  A transient failure (out of memory, storage) fails the task, so
+    that KFP's retry policy runs it again; each finished epoch is checkpointed under
+    ``checkpoint_root`` (the pipeline root), so the retry continues the training instead of
+    starting over.  The checkpoint's place depends only on the task's inputs, which keeps
+    the task cacheable.
     """
-    from rachel.core import steps
+    import hashlib
+    import json
+
+    from rachel.core import steps, storage
     from rachel.core.config import SearchConfig
 
+    checkpoint = None
+    if checkpoint_root and "{{" not in checkpoint_root:  # "{{": a backend left it unresolved
+        key = hashlib.sha256(
+            json.dumps([config_json, candidate, splits.uri], sort_keys=True).encode()
+        ).hexdigest()[:24]
+        checkpoint = storage.join(checkpoint_root, "checkpoints", key)
     summary = steps.train_candidate(
-        SearchConfig.from_json(config_json), splits.path, candidate, model.path
+        SearchConfig.from_json(config_json), splits.path, candidate, model.path,
+        checkpoint_uri=checkpoint,
     )
     for key in ("val_accuracy", "val_loss", "params", "epochs_run", "train_seconds"):
         if isinstance(summary.get(key), (int, float)):

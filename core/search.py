@@ -43,9 +43,15 @@ from rachel.core.run_folder import RunFolder
 Event = dict[str, Any]
 
 
+def checkpoint_for(target: Path) -> str:
+    """Where a candidate's per-epoch checkpoint lives while it trains (beside its folder)."""
+    return str(target.with_name(f".{target.name}.ckpt"))
+
+
 def _train_in_worker(config_json: str, splits: str, candidate: dict[str, Any], target: str) -> Any:
     """Pool entry point: one candidate in a worker process (threads pinned before TF starts)."""
-    return steps.train_candidate(SearchConfig.from_json(config_json), splits, candidate, target)
+    return steps.train_candidate(SearchConfig.from_json(config_json), splits, candidate, target,
+                                 checkpoint_uri=checkpoint_for(Path(target)))
 
 
 def _die_with_parent() -> None:
@@ -103,7 +109,8 @@ class CandidateTrainer:
         targets = [folder / cand["candidate_id"] for cand in candidates]
         if self.pool is None:
             for cand, target in zip(candidates, targets, strict=True):
-                yield target, steps.train_candidate(self.config, splits, cand, target)
+                yield target, steps.train_candidate(self.config, splits, cand, target,
+                                                    checkpoint_uri=checkpoint_for(target))
             return
         config_json = json.dumps(self.config.to_json())
         futures = [

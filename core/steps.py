@@ -34,6 +34,7 @@ from rachel.core.ensemble_state import (
     VAL_LOGITS_FILE,
     EnsembleState,
     TrainedCandidate,
+    absolute_reference,
 )
 from rachel.core.errors import CandidateFailedError, RachelError, TransientError
 from rachel.core.search_space import ArchitectureSpec, Candidate, candidate_id
@@ -204,8 +205,13 @@ def train_candidate(
     model_out: str | Path,
     *,
     verbose: int = 0,
+    checkpoint_uri: str | None = None,
 ) -> dict[str, Any]:
     """Train one candidate from scratch; write its model, validation logits and metrics.
+
+    ``checkpoint_uri``: a folder or ``gs://`` prefix for per-epoch checkpoints; a retried
+    step finds the interrupted training's last epoch there and continues it (the result is
+    the uninterrupted one).  Removed once the candidate is written.
 
     A candidate that fails deterministically (it cannot be built, its loss diverges) is
     recorded with status ``failed`` and the search goes on without it.  A transient failure
@@ -228,7 +234,8 @@ def train_candidate(
         (tmp / CANDIDATE_FILE).write_text(json.dumps(cand.to_json(), indent=2))
         try:
             result = train_candidate_model(
-                cand.spec, splits, settings, options, verbose=verbose
+                cand.spec, splits, settings, options, verbose=verbose,
+                checkpoint_uri=checkpoint_uri,
             )
         except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
             if is_transient(err):
@@ -264,6 +271,8 @@ def train_candidate(
             step_seconds=time.time() - step_started,
         )
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    if checkpoint_uri:
+        storage.delete_tree(checkpoint_uri)  # the candidate is written: nothing to resume
     return {k: v for k, v in metrics.items() if k not in ("history", "traceback")}
 
 
@@ -278,12 +287,20 @@ def weigh_ensemble(
     *,
     elapsed_seconds: float | None = None,
     plan: dict[str, Any] | str | None = None,
+    candidate_uris: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score each candidate by the ensemble it would make, pick the best, apply the safety net,
     and take the planner's decision for the next iteration (:mod:`rachel.core.planner`).
 
     ``elapsed_seconds`` is the run's wall time so far (default: since the first candidate
     started); ``plan`` a recorded plan whose decisions are replayed instead of measured.
+
+    ``candidate_dirs`` are read (local folders or ``gs://`` prefixes); the accepted one is
+    recorded in ``ensemble_out`` by reference, as its entry in ``candidate_uris`` (default:
+    ``candidate_dirs`` themselves).  A Kubeflow component reads its downloaded inputs'
+    ``.path`` and records their ``.uri``, the only name a later task's pod can reach.
+    The ensemble's earlier members are read through their references
+    (:mod:`rachel.core.ensemble_state`); ``ensemble_out`` receives ``ensemble.json`` only.
 
     Reward of a candidate = -(validation cross-entropy of the current ensemble with the
     candidate added, mixture weights learned for ``config.ensemble_epochs`` epochs).  With
@@ -294,6 +311,14 @@ def weigh_ensemble(
     y_val = _load_splits(splits_in).y_val
     base_logits = state.member_logits() if config.ensemble else []
     trained = [TrainedCandidate.read(d) for d in candidate_dirs]
+    if candidate_uris is None:
+        candidate_uris = [str(d) for d in candidate_dirs]
+    if len(candidate_uris) != len(trained):
+        raise ValueError(f"{len(trained)} candidate folders but {len(candidate_uris)} URIs")
+    references = {
+        tc.candidate.candidate_id: absolute_reference(uri)
+        for tc, uri in zip(trained, candidate_uris, strict=True)
+    }
     fit_seed = derived_seed(config.seed, 2, iteration)
 
     def weigh(member_logits: list[np.ndarray]) -> Any:
@@ -324,7 +349,6 @@ def weigh_ensemble(
         fits[cid] = (tc, fit)
         rewards[cid] = fit.reward
 
-    new_members: dict[str, Path] = {}
     entry: dict[str, Any] = {
         "iteration": iteration,
         "temperature": config.temperature_at(iteration),
@@ -356,13 +380,13 @@ def weigh_ensemble(
 
     if decision.accept and best_id is not None:
         tc, fit = fits[best_id]
-        member = {"candidate_id": best_id, "spec": tc.candidate.spec.to_json(), "reused": False}
+        member = {"candidate_id": best_id, "spec": tc.candidate.spec.to_json(), "reused": False,
+                  "uri": references[best_id]}
         state.members = state.members + [member] if config.ensemble else [member]
         state.weights = [float(w) for w in fit.weights]
         state.objective = fit.loss
         state.best_spec = tc.candidate.spec.to_json()
         state.best_candidate_id = best_id
-        new_members[best_id] = tc.folder
     elif config.ensemble:
         # Re-add the previously accepted subnetwork: its weight in the mixture grows.
         index = max(
@@ -412,7 +436,7 @@ def weigh_ensemble(
     )
     state.history = state.history + [entry]
     with storage.atomic_dir(ensemble_out) as tmp:
-        state.write(tmp, new_members)
+        state.write(tmp, location=ensemble_out)
     return entry
 
 
@@ -423,7 +447,8 @@ def update_controller(
     ensemble_in: str | Path,
     controller_out: str | Path,
 ) -> dict[str, Any]:
-    """One actor-critic update from the rewards of the ensemble's latest iteration."""
+    """One actor-critic update from the rewards of the ensemble's latest iteration (read from
+    ``ensemble.json`` alone: no member is touched)."""
     controller = Controller.load(controller_in)
     state = EnsembleState.read(ensemble_in)
     if not state.history:
@@ -447,8 +472,10 @@ def evaluate_ensemble(
     and measure it on the test split.
 
     ``model_out`` receives ``model.keras``, ``saved_model/``, ``metrics.json``,
-    ``report.md`` and ``search_log.json``.  ``wall_seconds`` counts from ``started_at``
-    (the in-process search passes its own start) or else from the first candidate's start.
+    ``report.md`` and ``search_log.json``.  The members' logits and models are read through
+    their references (a ``gs://`` model is streamed to a temporary file and loaded from it).
+    ``wall_seconds`` counts from ``started_at`` (the in-process search passes its own start)
+    or else from the first candidate's start.
     """
     import keras
 
@@ -482,7 +509,10 @@ def evaluate_ensemble(
     kept = {cid: w for cid, w in merged.items() if cid not in pruned}
     total = sum(kept.values())
     merged = {cid: w / total for cid, w in kept.items()}
-    models = [keras.saving.load_model(state.member_folder(cid) / MODEL_FILE) for cid in merged]
+    models = []
+    for cid in merged:
+        with state.member_file(cid, MODEL_FILE) as local:
+            models.append(keras.saving.load_model(local))
     servable = build_servable(models, list(merged.values()), tuple(splits.input_shape))
 
     x_test = splits.x_test.astype(np.float32)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rachel.core.architecture import decode
+from rachel.core.checkpoint import EpochCheckpoint, fingerprint
 from rachel.core.devices import DeviceOptions, limit_threads, training_scope
 from rachel.core.ensemble import cross_entropy
 from rachel.core.input_pipeline import epoch_arrays, normalise
@@ -104,11 +105,15 @@ def fit_model(
     *,
     xla: bool = False,
     verbose: int = 0,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train a compiled-or-not ``model`` with the recipe; returns (val logits, metrics).
 
     Used by the RACHEL trainer and by the benchmark's other methods, so every method
-    trains with exactly the same recipe.
+    trains with exactly the same recipe.  With ``checkpoint`` every finished epoch is saved
+    (:mod:`rachel.core.checkpoint`) and a run that finds one continues after its epoch with
+    the same weights, optimizer slots, dropout and data-order RNG states and early-stopping
+    counters: it ends exactly where an uninterrupted run ends.
     """
     x_train, y_train = training_subset(splits, settings)
     augmentation = settings.augmentation or splits.augmentation
@@ -119,8 +124,22 @@ def fit_model(
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
     history: dict[str, list[float]] = {k: [] for k in keys}
     best_loss, best_epoch, best_weights, best_logits = math.inf, -1, None, None
-    reference, wait = math.inf, 0
-    for epoch in range(settings.epochs):
+    reference, wait, first, stopped = math.inf, 0, 0, False
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        model.optimizer.build(model.trainable_variables)
+        _assign(model.variables, saved.arrays, "model")
+        _assign(model.optimizer.variables, saved.arrays, "optimizer")
+        book = saved.state["training"]
+        rng.bit_generator.state = book["rng"]
+        history = book["history"]
+        best_loss, best_epoch, reference, wait = (
+            book["best_loss"], book["best_epoch"], book["reference"], book["wait"]
+        )
+        best_weights = [saved.arrays[f"best/{i}"] for i in range(book["best_count"])]
+        best_logits = saved.arrays["best_logits"] if "best_logits" in saved.arrays else None
+        first, stopped = saved.epoch + 1, bool(book["stopped"])
+    for epoch in range(first, 0 if stopped else settings.epochs):
         x, y = epoch_arrays(x_train, y_train, rng, augmentation=augmentation)
         fit = model.fit(
             x, y, batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch,
@@ -141,8 +160,12 @@ def fit_model(
             reference, wait = val_loss, 0
         else:
             wait += 1
-            if wait >= settings.patience:
-                break
+            stopped = wait >= settings.patience
+        if checkpoint is not None:
+            _save_epoch(checkpoint, epoch, model, rng, history, best_loss, best_epoch,
+                        best_weights, best_logits, reference, wait, stopped)
+        if stopped:
+            break
     if best_weights is None or best_logits is None:
         raise FloatingPointError("the validation loss was not finite at any epoch")
     if best_epoch != len(history["val_loss"]) - 1:
@@ -158,6 +181,34 @@ def fit_model(
         "history": history,
     }
     return best_logits, metrics
+
+
+def _assign(variables: Any, arrays: dict[str, np.ndarray], prefix: str) -> None:
+    count = sum(1 for name in arrays if name.startswith(f"{prefix}/"))
+    if count != len(variables):
+        from rachel.core.errors import ArtifactError
+
+        raise ArtifactError(f"checkpoint holds {count} {prefix} variables, the model has "
+                            f"{len(variables)}", "delete the checkpoint to train from scratch")
+    for i, variable in enumerate(variables):
+        variable.assign(arrays[f"{prefix}/{i}"])
+
+
+def _save_epoch(checkpoint: EpochCheckpoint, epoch: int, model: Any, rng: Any,
+                history: dict[str, list[float]], best_loss: float, best_epoch: int,
+                best_weights: list[np.ndarray] | None, best_logits: np.ndarray | None,
+                reference: float, wait: int, stopped: bool) -> None:
+    arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
+    slots = model.optimizer.variables
+    arrays.update({f"optimizer/{i}": np.asarray(v) for i, v in enumerate(slots)})
+    arrays.update({f"best/{i}": w for i, w in enumerate(best_weights or [])})
+    if best_logits is not None:
+        arrays["best_logits"] = best_logits
+    checkpoint.save(epoch, {"training": {
+        "rng": rng.bit_generator.state, "history": history, "best_loss": best_loss,
+        "best_epoch": best_epoch, "best_count": len(best_weights or []),
+        "reference": reference, "wait": wait, "stopped": stopped,
+    }}, arrays)
 
 
 PROBE_BATCHES = 6
@@ -204,12 +255,17 @@ def train_candidate_model(
     devices: DeviceOptions,
     *,
     verbose: int = 0,
+    checkpoint_uri: str | None = None,
 ) -> TrainResult:
     """Train ``spec`` on ``splits`` (a :class:`rachel.core.data.splits.DatasetSplits`).
 
     Keras draws initial weights and dropout masks from its global generator, so the
     candidate's own seed is set there right before the model is built; each candidate
     runs in its own process in the pipeline, and the seed is recorded in its metrics.
+
+    ``checkpoint_uri``: where each finished epoch is saved; a training that finds its own
+    checkpoint there (same architecture, recipe and data shape) continues from it, with the
+    schedule the interrupted run had chosen (no new probe), and so ends where it would have.
     """
     limit_threads(settings.threads)
     import keras
@@ -222,12 +278,33 @@ def train_candidate_model(
 
     started = time.perf_counter()
     probe: dict[str, Any] | None = None
+    checkpoint = None
+    if checkpoint_uri:
+        import dataclasses
+
+        key = fingerprint(spec.to_json(), dataclasses.asdict(settings),
+                          list(splits.input_shape), int(splits.num_classes), len(splits.y_train))
+        checkpoint = EpochCheckpoint(checkpoint_uri, key)
+    recorded = checkpoint.peek() if checkpoint is not None else None
     with training_scope(devices):
-        if settings.time_limit is not None:
+        if settings.time_limit is not None and recorded and recorded.get("schedule"):
+            import dataclasses
+
+            schedule, probe = recorded["schedule"], recorded.get("probe")
+            settings = dataclasses.replace(settings, epochs=schedule["epochs"],
+                                           train_examples=schedule["examples"], time_limit=None)
+        elif settings.time_limit is not None:
             settings, probe = probe_schedule(build, splits, settings, xla=devices.xla)
+        if checkpoint is not None:
+            checkpoint.extra = {"schedule": {"epochs": settings.epochs,
+                                             "examples": settings.train_examples},
+                                "probe": probe}
         keras.utils.set_random_seed(settings.seed)
         model = build()
-        val_logits, metrics = fit_model(model, splits, settings, xla=devices.xla, verbose=verbose)
+        val_logits, metrics = fit_model(model, splits, settings, xla=devices.xla, verbose=verbose,
+                                        checkpoint=checkpoint)
+        if recorded:
+            metrics["resumed_after_epoch"] = int(recorded["epoch"]) + 1
     train_seconds = time.perf_counter() - started
     metrics.update(
         schedule={"epochs": settings.epochs, "examples": metrics["train_examples"]},

@@ -165,7 +165,8 @@ def build_pipeline(
             fan_out = dsl.ParallelFor(gen.outputs["Output"], parallelism=placement.parallelism)
             with fan_out as candidate:
                 train = train_candidate(config_json=config_json, candidate=candidate,
-                                        splits=splits)
+                                        splits=splits,
+                                        checkpoint_root=dsl.PIPELINE_ROOT_PLACEHOLDER)
                 _training(train, placement).set_display_name(f"train-it{it}")
             weigh_state = {} if it == 0 else {"ensemble_in": ensemble, "activations_before": fired}
             weigh = weigh_ensemble(

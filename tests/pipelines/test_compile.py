@@ -171,6 +171,13 @@ def test_retry_with_backoff_on_training_only(compiled: dict) -> None:
     assert not any("retryPolicy" in t for t in compiled["root"].values())
 
 
+def test_a_retried_training_finds_its_epoch_checkpoints_under_the_pipeline_root(
+        compiled: dict) -> None:
+    for it in range(ITERATIONS):
+        inputs = _train_task(compiled, it)["inputs"]["parameters"]
+        assert inputs["checkpoint_root"]["runtimeValue"]["constant"] == "{{$.pipeline_root}}"
+
+
 def test_caching_on_for_deterministic_steps_only(compiled: dict) -> None:
     steps = {"split-data": "split_data", "evaluate-ensemble": "evaluate_ensemble"}
     for it in range(ITERATIONS):
