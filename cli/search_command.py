@@ -72,7 +72,8 @@ def _add_registry_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--warm-start",
         action="store_true",
-        help="start the controller from the champion's checkpoint (needs --registry)",
+        help="start the controller from the champion's checkpoint (needs --registry; with "
+        "no champion yet, from scratch, as recorded in promotion.json)",
     )
 
 
@@ -146,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
     warm: dict[str, Any] | None = None
     with contextlib.ExitStack() as stack:
         initial: Path | None = None
-        if args.warm_start:  # checked against this config before any training
+        if args.warm_start and registry.champion(args.registry) is None:
+            # The first run of a schedule: nothing to start from yet, and that is not an error.
+            warm = {"registry": args.registry, "version": None}
+            print(f"warm start: {args.registry} has no champion yet; the controller starts "
+                  "from scratch")
+        elif args.warm_start:  # checked against this config before any training
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="rachel-warm-start-"))
             initial, pointer = registry.champion_controller(
                 args.registry, Path(tmp) / "controller", steps.controller_settings(config)

@@ -638,6 +638,19 @@ def test_rachel_search_gate_and_warm_start_through_main(
     assert code == 0 and registry.champion(reg) == champion  # 0.02 < margin: kept, exit 0
 
 
+def test_warm_start_on_an_empty_registry_starts_from_scratch(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The first run of a weekly schedule: no champion to start from is not an error."""
+    reg = str(tmp_path / "reg")
+    code, fake = _main(["search", "--controller", "random", "--quiet", "--registry", reg,
+                        "--warm-start", "--output", str(tmp_path / "w1")], 0.8, {})
+    assert code == 0 and fake.call_args.kwargs["initial_controller"] is None
+    assert "no champion yet; the controller starts from scratch" in capsys.readouterr().out
+    record = json.loads((tmp_path / "w1" / "final" / "promotion.json").read_text())
+    assert record["promoted"] and record["run"]["warm_start"] == {"registry": reg,
+                                                                  "version": None}
+
+
 @pytest.mark.parametrize("argv", [["--warm-start"], ["--fail-if-not-promoted"],
                                   ["--promotion-margin", "0.1"]])
 def test_registry_options_need_a_registry(tmp_path: Path, argv: list[str],
@@ -651,8 +664,6 @@ def test_warm_start_errors_stop_before_the_search(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     reg = str(tmp_path / "reg")
     base = ["search", "--output", str(tmp_path / "o"), "--registry", reg, "--warm-start"]
-    code, fake = _main([*base, "--controller", "random"], 0.8, {})
-    assert code == 2 and not fake.called and "no champion yet" in capsys.readouterr().err
     out = _fake_output(tmp_path / "w", 0.8)
     registry.promote_search_output(out, reg)
     code, fake = _main([*base, "--controller", "random", "--max-width", "64"], 0.8, {})
