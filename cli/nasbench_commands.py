@@ -74,8 +74,12 @@ def parse_agent_settings(pairs: Sequence[str], base: AgentConfig | None = None) 
     return (base or AgentConfig()).replace(**values)
 
 
+TABLE_HELP = ("Parquet table, local or gs:// (default: $RACHEL_NASBENCH101_TABLE, else "
+              "../shared/data/nasbench101/nasbench101_108.parquet beside a source checkout)")
+
+
 def _add_ground_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table", help="Parquet table (default: the shared NAS-Bench-101 table)")
+    p.add_argument("--table", help=TABLE_HELP)
     p.add_argument(
         "--estimator", default="auto", choices=("auto", "surrogate", "tabular", "real_subset"),
         help="auto: tabular when the table is complete, else the surrogate on the full graph",
@@ -100,7 +104,7 @@ def register(sub: Any) -> None:
     c.set_defaults(handler=_convert)
 
     s = nb.add_parser("surrogate", help="fit the XGBoost surrogate; report held-out tau/rho/RMSE")
-    s.add_argument("--table", help="Parquet table (default: the shared NAS-Bench-101 table)")
+    s.add_argument("--table", help=TABLE_HELP)
     s.add_argument("--test-fraction", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--models", type=int, default=1, help="XGBoost models in the ensemble")

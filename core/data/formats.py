@@ -531,7 +531,13 @@ def read_parquet(
 
     name = name or _name(source, "Parquet data")
     try:
-        table = pq.read_table(pa.BufferReader(_read(source)))
+        if isinstance(source, bytes | bytearray):
+            table = pq.read_table(pa.BufferReader(bytes(source)))
+        else:  # streamed to a local file (gs://) or read in place, never held twice
+            with storage.local_copy(source) as path:
+                table = pq.read_table(path)
+    except StorageError as err:
+        raise DataError(f"cannot read {source}: {err.problem}", err.hint) from err
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"{name} is not a readable Parquet file ({err})",
                         "write it with pyarrow.parquet.write_table or DataFrame.to_parquet"

@@ -35,7 +35,7 @@ from rachel.core.errors import ConfigError
 from rachel.core.nasbench import baselines
 from rachel.core.nasbench import evaluation as ev
 from rachel.core.nasbench.estimators import SurrogateEstimator
-from rachel.core.nasbench.index import CellIndex, default_table_path
+from rachel.core.nasbench.index import CellIndex, default_table_path, table_or_default
 from rachel.core.nasbench.table import BenchTable
 
 ESTIMATORS = ("auto", "surrogate", "tabular", "real_subset")
@@ -122,7 +122,7 @@ def prepare_ground(settings: ExperimentSettings) -> Ground:
     """Load the table and index, choose the estimator (see the module docstring)."""
     settings.validate()
     t0 = time.perf_counter()
-    table = settings.table or str(default_table_path())
+    table = str(table_or_default(settings.table or None))
     bench, index = load_index(table, settings.max_vertices)
     timings = {"load_seconds": time.perf_counter() - t0}
     t0 = time.perf_counter()

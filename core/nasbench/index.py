@@ -56,6 +56,26 @@ def default_table_path() -> Path:
     return repo.parent / "shared" / "data" / "nasbench101" / "nasbench101_108.parquet"
 
 
+def table_or_default(table: str | os.PathLike[str] | None) -> str | Path:
+    """``table``, or the default table path when it exists; a clear error when it does not.
+
+    Outside a source checkout (an installed wheel, a container) ``<repo>/../shared`` does not
+    exist, so the default is only a convenience for a checkout beside the shared data.
+    """
+    if table is not None:
+        return table
+    path = default_table_path()
+    if not path.exists():
+        where = ("$RACHEL_NASBENCH101_TABLE" if os.environ.get("RACHEL_NASBENCH101_TABLE")
+                 else "the default beside a source checkout")
+        raise NasBenchError(
+            f"no NAS-Bench-101 table at {path} ({where})",
+            "pass --table PATH_OR_GS_URI (nasbench101_108.parquet, or a .tfrecord converted "
+            "with 'rachel nasbench convert') or set RACHEL_NASBENCH101_TABLE",
+        )
+    return path
+
+
 def default_cache_path(table: str | os.PathLike[str]) -> Path:
     """``~/.cache/rachel/<table stem>.cellindex-v<FORMAT_VERSION>.npz``."""
     stem = Path(str(table)).stem
@@ -212,7 +232,7 @@ class CellIndex:
         ids stay hash-sorted); neighbours outside the kept rows are counted in ``outside``.
         """
         t0 = time.perf_counter()
-        source = default_table_path() if table is None else table
+        source = table if isinstance(table, pa.Table) else table_or_default(table)
         structure: pa.Table
         if isinstance(source, pa.Table):
             structure = source.select(STRUCTURE_COLUMNS)
@@ -311,7 +331,7 @@ class CellIndex:
         ``~/.cache/rachel/<table name>.cellindex-v<format>.npz`` (the shared data folder is
         read-only).
         """
-        table = table or default_table_path()
+        table = table_or_default(table or None)
         if cache is None:
             cache = os.environ.get("RACHEL_NASBENCH_CACHE") or str(default_cache_path(table))
         if storage.exists(cache):

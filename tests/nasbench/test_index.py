@@ -108,3 +108,15 @@ def test_full_index(parquet_path, tmp_path):
         np.testing.assert_array_equal(index.neighbours(i), np.sort(ids))
     again = CellIndex.load_or_build(parquet_path, cache=tmp_path / "full.npz")
     np.testing.assert_array_equal(again.indices, index.indices)
+
+
+def test_a_missing_default_table_says_where_it_looked_and_how_to_point_elsewhere(
+        tmp_path, monkeypatch):
+    from rachel.core.errors import NasBenchError
+    from rachel.core.nasbench.index import table_or_default
+
+    monkeypatch.setenv("RACHEL_NASBENCH101_TABLE", str(tmp_path / "absent.parquet"))
+    with pytest.raises(NasBenchError, match="absent.parquet") as err:
+        table_or_default(None)
+    assert "--table" in str(err.value) and "RACHEL_NASBENCH101_TABLE" in str(err.value)
+    assert table_or_default("gs://b/t.parquet") == "gs://b/t.parquet"  # given: not checked here
