@@ -158,6 +158,9 @@ def _register_pipeline(nb: Any) -> None:
         q.add_argument("--gpu", action="store_true",
                        help="a GPU learner with RACHEL's L4 placement (default: CPU)")
         q.add_argument("--name", default=None, help="pipeline name")
+        q.add_argument("--image-registry", help="registry of the images (or "
+                       "$RACHEL_IMAGE_REGISTRY)")
+        q.add_argument("--image-tag", help="tag of the images (or $RACHEL_IMAGE_TAG)")
 
     def target(q: argparse.ArgumentParser) -> None:
         q.add_argument("--table", required=True,
@@ -204,10 +207,13 @@ def _pipeline_inputs(args: argparse.Namespace) -> tuple[list[int], Any, Any]:
 
 
 def _pipeline_bytes(args: argparse.Namespace) -> bytes:
+    from rachel.components.settings import Images
     from rachel.pipelines.nasbench_pipeline import PIPELINE_NAME, compile_to_bytes
 
     seeds, run, placement = _pipeline_inputs(args)
-    return compile_to_bytes(seeds, run, placement, name=args.name or PIPELINE_NAME)
+    images = Images.from_env(args.image_registry, args.image_tag)
+    return compile_to_bytes(seeds, run, placement, name=args.name or PIPELINE_NAME,
+                            images=images)
 
 
 def _pipeline_compile(args: argparse.Namespace) -> int:

@@ -70,17 +70,12 @@ def _add_endpoint_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not check that the --pipeline-root bucket exists")
 
 
-def _apply_image_env(args: argparse.Namespace) -> None:
-    """Image names are read once, when the components are first imported: set them first."""
-    from rachel.core.errors import ConfigError
+def _images(args: argparse.Namespace) -> Any:
+    """The images to compile in: the flags, else the environment, else the defaults."""
+    from rachel.components.settings import Images
 
-    if "rachel.components.settings" in sys.modules and (args.image_registry or args.image_tag):
-        raise ConfigError("--image-registry/--image-tag must be set before the components load",
-                          "pass them on a fresh command line")
-    if args.image_registry:
-        os.environ["RACHEL_IMAGE_REGISTRY"] = args.image_registry
-    if args.image_tag:
-        os.environ["RACHEL_IMAGE_TAG"] = args.image_tag
+    return Images.from_env(getattr(args, "image_registry", None),
+                           getattr(args, "image_tag", None))
 
 
 def _placement(args: argparse.Namespace) -> Any:
@@ -115,7 +110,7 @@ def _early_stop(args: argparse.Namespace) -> Any:
 def _compile(args: argparse.Namespace, output: str) -> tuple[int, Any]:
     """Compile to ``output``; returns (bytes, config)."""
     config = config_from_args(args)
-    _apply_image_env(args)
+    images = _images(args)
     placement = _placement(args)
     from rachel.pipelines.compile import compile_pipeline
     from rachel.pipelines.rachel_pipeline import PIPELINE_NAME
@@ -123,7 +118,7 @@ def _compile(args: argparse.Namespace, output: str) -> tuple[int, Any]:
     size = compile_pipeline(
         output, iterations=config.iterations, candidates=config.candidates,
         placement=placement, config=config, early_stop=_early_stop(args),
-        name=args.name or PIPELINE_NAME,
+        name=args.name or PIPELINE_NAME, images=images,
     )
     return size, config
 
@@ -282,7 +277,6 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, str]:
             raise ConfigError(f"--package {args.package} does not exist",
                               "run 'rachel compile --output FILE' first")
         package = args.package
-        _apply_image_env(args)
     else:
         package = str(Path(tempfile.mkdtemp(prefix="rachel-submit-")) / "pipeline.yaml")
         _compile(args, package)  # validates the configuration before anything is contacted
@@ -292,9 +286,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, str, str, str]:
 
     import kfp
 
-    from rachel.components.settings import image_tag
-
-    version = args.version_name or f"{image_tag()}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    stamp = time.strftime('%Y%m%d-%H%M%S', time.gmtime())
+    version = args.version_name or f"{_images(args).tag}-{stamp}"
     with _kfp_errors(args.host):
         client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow",
                             credentials=_service_account_token())

@@ -1,8 +1,8 @@
 """Settings shared by the components, the pipeline, the images and the manifests.
 
-Image names are defined here ONCE.  The registry and the tag are read from the environment
-when this module is first imported (i.e. at compile time, before the components are
-decorated), so a CI job builds, pushes and compiles against the same tag::
+Image names are defined here ONCE.  Compilation takes them explicitly (:class:`Images`,
+``rachel compile --image-registry R --image-tag T``), defaulting to the environment, so a CI
+job builds, pushes and compiles against the same tag::
 
     RACHEL_IMAGE_REGISTRY=europe-west4-docker.pkg.dev/my-project/rachel \\
     RACHEL_IMAGE_TAG=$GIT_SHA rachel compile --output pipeline.yaml
@@ -36,14 +36,17 @@ def image_registry() -> str:
     return os.environ.get(REGISTRY_ENV, DEFAULT_REGISTRY).rstrip("/")
 
 
-def image_tag() -> str:
-    tag = os.environ.get(TAG_ENV, DEFAULT_TAG)
+def _checked_tag(tag: str, source: str) -> str:
     if tag == "latest" or not _TAG_RE.match(tag):
         raise ConfigError(
-            f"{TAG_ENV}={tag!r} is not a pinned image tag",
+            f"{source}={tag!r} is not a pinned image tag",
             "use a version or a commit SHA (never 'latest')",
         )
     return tag
+
+
+def image_tag() -> str:
+    return _checked_tag(os.environ.get(TAG_ENV, DEFAULT_TAG), TAG_ENV)
 
 
 def image(name: str) -> str:
@@ -51,6 +54,38 @@ def image(name: str) -> str:
     return f"{image_registry()}/{name}:{image_tag()}"
 
 
+@dataclass(frozen=True)
+class Images:
+    """The two images a compiled pipeline runs, given to compilation explicitly
+    (:func:`rachel.pipelines.compile.compile_to_bytes` writes them into the IR), so two
+    compilations in one process can differ.  :meth:`from_env` is the default."""
+
+    registry: str = DEFAULT_REGISTRY
+    tag: str = DEFAULT_TAG
+
+    def __post_init__(self) -> None:
+        _checked_tag(self.tag, "image tag")
+        if not self.registry or self.registry != self.registry.strip() or " " in self.registry:
+            raise ConfigError(f"image registry {self.registry!r} is not a registry path",
+                              "write e.g. europe-west4-docker.pkg.dev/PROJECT/REPO")
+
+    @classmethod
+    def from_env(cls, registry: str | None = None, tag: str | None = None) -> Images:
+        """``registry`` / ``tag`` when given, else ``$RACHEL_IMAGE_REGISTRY`` /
+        ``$RACHEL_IMAGE_TAG``, else the defaults."""
+        return cls((registry or image_registry()).rstrip("/"), tag or image_tag())
+
+    @property
+    def cpu(self) -> str:
+        return f"{self.registry}/{CPU_IMAGE_NAME}:{self.tag}"
+
+    @property
+    def gpu(self) -> str:
+        return f"{self.registry}/{GPU_IMAGE_NAME}:{self.tag}"
+
+
+# The images the component decorators are declared with; compilation replaces them with the
+# Images it is given, so these only matter to code that uses the components directly.
 CPU_IMAGE = image(CPU_IMAGE_NAME)
 """Data split, candidate generation, ensemble weighting, controller update, evaluation."""
 GPU_IMAGE = image(GPU_IMAGE_NAME)

@@ -9,9 +9,9 @@ KFP backend's Argo compiler supports (it stores each component once in the workf
 arguments and references it from every task).
 
 Imports kfp and the component declarations only: compiling never imports TensorFlow
-(a test checks it in a fresh interpreter).  Image names come from
-:mod:`rachel.components.settings`, read when the components are first imported; set
-``RACHEL_IMAGE_REGISTRY`` / ``RACHEL_IMAGE_TAG`` before that (the CLI does).
+(a test checks it in a fresh interpreter).  The images are a compile parameter
+(:class:`~rachel.components.settings.Images`, default from ``$RACHEL_IMAGE_REGISTRY`` /
+``$RACHEL_IMAGE_TAG``), written into the executors after KFP's compiler has run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from rachel.components.settings import DEFAULT_PLACEMENT, Placement
+from rachel.components.settings import CPU_IMAGE, DEFAULT_PLACEMENT, GPU_IMAGE, Images, Placement
 from rachel.core import storage
 from rachel.core.config import SearchConfig
 from rachel.core.errors import ConfigError
@@ -55,11 +55,14 @@ def compile_to_bytes(
     name: str = PIPELINE_NAME,
     dedupe: bool = True,
     max_bytes: int | None = MAX_IR_BYTES,
+    images: Images | None = None,
 ) -> bytes:
     """The IR YAML (pipeline spec, then the Kubernetes platform spec) as bytes.
 
-    Raises ConfigError when the IR exceeds ``max_bytes`` (default: half of etcd's object
-    limit, leaving room for what the backend adds when it makes the Argo workflow).
+    ``images``: the CPU and GPU images the tasks run (default :meth:`Images.from_env`),
+    written into every executor.  Raises ConfigError when the IR exceeds ``max_bytes``
+    (default: half of etcd's object limit, leaving room for what the backend adds when it
+    makes the Argo workflow).
     """
     from kfp import compiler
 
@@ -70,12 +73,13 @@ def compile_to_bytes(
         path = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(pipeline, str(path))
         data = path.read_bytes()
+    docs = list(yaml.safe_load_all(data))
+    spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
+    set_images(spec, images or Images.from_env())
     if dedupe:
-        docs = list(yaml.safe_load_all(data))
-        spec, platform = docs[0], (docs[1] if len(docs) > 1 else None)
         spec, platform = deduplicate(spec, platform)
-        out = [spec] + ([platform] if platform is not None else [])
-        data = yaml.safe_dump_all(out, sort_keys=True).encode()
+    out = [spec] + ([platform] if platform is not None else [])
+    data = yaml.safe_dump_all(out, sort_keys=True).encode()
     if max_bytes is not None and len(data) > max_bytes:
         raise ConfigError(
             f"the compiled pipeline is {len(data):,} bytes, over the {max_bytes:,}-byte budget "
@@ -85,6 +89,18 @@ def compile_to_bytes(
                if early_stop is not None else ""),
         )
     return data
+
+
+def set_images(spec: dict[str, Any], images: Images) -> None:
+    """Point every executor at ``images``: the components are declared with the module's
+    default images (:data:`~rachel.components.settings.CPU_IMAGE` / ``GPU_IMAGE``)."""
+    wanted = {CPU_IMAGE: images.cpu, GPU_IMAGE: images.gpu}
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor.get("container", {})
+        if container.get("image") not in wanted:
+            raise ConfigError(f"executor image {container.get('image')!r} is not one of ours",
+                              "declare components with settings.CPU_IMAGE or GPU_IMAGE")
+        container["image"] = wanted[container["image"]]
 
 
 def deduplicate(

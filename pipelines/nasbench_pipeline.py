@@ -35,7 +35,7 @@ from rachel.components.nasbench_fit_surrogate import nasbench_fit_surrogate
 from rachel.components.nasbench_load_table import nasbench_load_table
 from rachel.components.nasbench_publish_agent import nasbench_publish_agent
 from rachel.components.nasbench_train_agent import nasbench_train_agent
-from rachel.components.settings import DEFAULT_PLACEMENT, Placement
+from rachel.components.settings import DEFAULT_PLACEMENT, Images, Placement
 from rachel.core.errors import ConfigError
 from rachel.core.nasbench.agent import AgentConfig
 from rachel.core.nasbench.evaluation import ProtocolConfig
@@ -187,17 +187,24 @@ def compile_to_bytes(
     placement: Placement = NASBENCH_PLACEMENT,
     *,
     name: str = PIPELINE_NAME,
+    images: Images | None = None,
 ) -> bytes:
-    """The IR YAML of :func:`build_pipeline`."""
+    """The IR YAML of :func:`build_pipeline`, with ``images`` (default
+    :meth:`Images.from_env`) in every executor."""
     import tempfile
     from pathlib import Path
 
+    import yaml
     from kfp import compiler
+
+    from rachel.pipelines.compile import set_images
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pipeline.yaml"
         compiler.Compiler().compile(build_pipeline(seeds, run, placement, name=name), str(path))
-        return path.read_bytes()
+        docs = list(yaml.safe_load_all(path.read_bytes()))
+    set_images(docs[0], images or Images.from_env())
+    return yaml.safe_dump_all(docs, sort_keys=True).encode()
 
 
 def run_local(

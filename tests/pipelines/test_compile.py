@@ -276,7 +276,31 @@ def test_compiling_never_imports_tensorflow(tmp_path: Path) -> None:
     assert (tmp_path / "p.yaml").stat().st_size > 0
 
 
-def test_image_registry_and_tag_from_environment() -> None:
+def _images_in(data: bytes) -> list[str]:
+    spec = next(yaml.safe_load_all(data))
+    return sorted({e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()})
+
+
+def test_images_are_a_compile_parameter() -> None:
+    """Two compilations in one process, no environment juggling: each gets its images."""
+    from rachel.components.settings import Images
+
+    a = compile_to_bytes(iterations=1, candidates=2, images=Images("registry.example/a", "v1"))
+    b = compile_to_bytes(iterations=1, candidates=2, images=Images("registry.example/b", "sha9"))
+    assert _images_in(a) == ["registry.example/a/rachel-cpu:v1", "registry.example/a/rachel-gpu:v1"]
+    assert _images_in(b) == ["registry.example/b/rachel-cpu:sha9",
+                             "registry.example/b/rachel-gpu:sha9"]
+    spec = next(yaml.safe_load_all(b))
+    train = _train_task({"spec": spec, "root": spec["root"]["dag"]["tasks"], "by_display": {
+        t["taskInfo"]["name"]: k for k, t in spec["root"]["dag"]["tasks"].items()}}, 0)
+    label = spec["components"][train["componentRef"]["name"]]["executorLabel"]
+    assert spec["deploymentSpec"]["executors"][label]["container"]["image"].endswith(
+        "rachel-gpu:sha9")  # training on the GPU image, the rest on the CPU image
+    with pytest.raises(ConfigError, match="not a pinned image tag"):
+        Images("registry.example/a", "latest")
+
+
+def test_image_registry_and_tag_default_to_the_environment() -> None:
     code = (
         "from rachel.pipelines.compile import compile_to_bytes\n"
         "import yaml\n"
