@@ -6,6 +6,7 @@ Tasks are found by their display names (``generate-it0``, ``train-it0``, ...), w
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -21,7 +22,12 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from rachel.components.settings import CPU_IMAGE, GPU_IMAGE, Placement
 from rachel.core.errors import ConfigError
-from rachel.pipelines.compile import ETCD_OBJECT_LIMIT, compile_to_bytes, deduplicate
+from rachel.pipelines.compile import (
+    ARGO_WORKFLOW_LIMIT,
+    WORKFLOW_BYTES_PER_IR_BYTE,
+    compile_to_bytes,
+    deduplicate,
+)
 from rachel.pipelines.rachel_pipeline import CACHING, EarlyStop, build_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,12 +248,70 @@ def test_early_stop_nests_conditions_with_an_evaluation_per_exit() -> None:
                for t in weigh)
 
 
+def _inlined(spec: dict[str, Any], platform: dict[str, Any] | None) -> dict[str, Any]:
+    """The pipeline with every component and executor written out in place of its name: what
+    each task runs (container, Kubernetes config, inputs, DAG wiring), independent of how the
+    IR shares component specs and executors between tasks."""
+    executors = spec["deploymentSpec"]["executors"]
+    k8s = (platform or {}).get("platforms", {}).get("kubernetes", {}) \
+        .get("deploymentSpec", {}).get("executors", {})
+
+    def component(name: str) -> dict[str, Any]:
+        comp = copy.deepcopy(spec["components"][name])
+        if "dag" in comp:
+            comp["dag"]["tasks"] = {k: task(t) for k, t in comp["dag"]["tasks"].items()}
+        if "executorLabel" in comp:
+            label = comp.pop("executorLabel")
+            comp["executor"] = {"container": executors[label]["container"], "k8s": k8s.get(label)}
+        return comp
+
+    def task(t: dict[str, Any]) -> dict[str, Any]:
+        t = copy.deepcopy(t)
+        t["component"] = component(t.pop("componentRef")["name"])
+        return t
+
+    root = copy.deepcopy(spec["root"])
+    root["dag"]["tasks"] = {k: task(t) for k, t in root["dag"]["tasks"].items()}
+    return root
+
+
+@pytest.mark.parametrize("early_stop", [None, EarlyStop(target_accuracy=0.9)], ids=["plain",
+                                                                                    "early-stop"])
+def test_the_shipped_ir_runs_exactly_what_the_local_run_executes(early_stop: Any) -> None:
+    """``rachel compile`` ships the deduplicated IR; ``rachel run`` executes the IR without
+    sharing (kfp.local names task folders after components: shared ones would collide).  Task
+    for task, both run the same containers with the same Kubernetes config and wiring."""
+    shipped = _docs(compile_to_bytes(iterations=3, candidates=2, early_stop=early_stop))
+    executed = _docs(compile_to_bytes(iterations=3, candidates=2, early_stop=early_stop,
+                                      dedupe=False))
+    assert len(shipped[0]["deploymentSpec"]["executors"]) < \
+        len(executed[0]["deploymentSpec"]["executors"])  # it does share
+    assert _inlined(*shipped) == _inlined(*executed)
+
+
+def test_every_platform_executor_exists_and_training_keeps_its_placement(compiled: dict) -> None:
+    """The backend silently drops a platform config whose executor name matches no
+    deployment executor (seen with KFP 2.17): every name must resolve."""
+    k8s = compiled["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert k8s and set(k8s) <= set(compiled["spec"]["deploymentSpec"]["executors"])
+    for it in range(ITERATIONS):
+        label, _ = _executor(compiled, _train_task(compiled, it))
+        assert "nodeSelector" in k8s[label] and "tolerations" in k8s[label]
+
+
 @pytest.mark.parametrize("iterations", [10, 50])
-def test_compiled_size_stays_far_below_etcd_limit(iterations: int, record_property: Any) -> None:
+def test_compiled_size_stays_below_the_argo_estimate(iterations: int,
+                                                      record_property: Any) -> None:
     size = len(compile_to_bytes(iterations=iterations, candidates=4))
     record_property(f"ir_bytes_{iterations}x4", size)
     print(f"{iterations}x4 IR: {size:,} bytes")
-    assert size < ETCD_OBJECT_LIMIT / 4
+    assert size * WORKFLOW_BYTES_PER_IR_BYTE < ARGO_WORKFLOW_LIMIT
+
+
+def test_an_iteration_count_past_argos_limit_is_refused_before_anything_is_written() -> None:
+    with pytest.raises(ConfigError, match="Argo") as err:
+        compile_to_bytes(iterations=150, candidates=4)
+    assert "fewer iterations" in str(err.value) and "estimated" in str(err.value)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 201, 2.5])
