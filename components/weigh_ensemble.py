@@ -21,10 +21,14 @@ def weigh_ensemble(
     max_safety_net_activations: int = 0,
     target_accuracy: float = 0.0,
     plan_json: str = "",
-) -> NamedTuple(
+) -> NamedTuple(  # type: ignore[valid-type]  # KFP's form for named outputs
     "WeighOutputs", safety_net_activations=int, best_val_accuracy=float, keep_searching=bool
 ):
     """Write the new ensemble state; ``ensemble_in`` is absent at iteration 0.
+
+    The candidates are read from their downloaded ``.path``; the accepted one is recorded by
+    its ``.uri`` (``gs://`` on a cluster, where a later task's pod holds only its own
+    declared inputs; a local path under kfp.local), and its files are not copied.
 
     Returns the safety-net activations so far (``activations_before`` + this iteration's),
     the best validation accuracy of this iteration's candidates, and ``keep_searching``:
@@ -40,7 +44,7 @@ def weigh_ensemble(
     entry = steps.weigh_ensemble(
         SearchConfig.from_json(config_json), iteration, splits.path,
         ensemble_in.path if ensemble_in else None, [c.path for c in candidates],
-        ensemble_out.path, plan=plan_json or None,
+        ensemble_out.path, plan=plan_json or None, candidate_uris=[c.uri for c in candidates],
     )
     fired = activations_before + int(entry["safety_net_activated"])
     accuracies = [c["val_accuracy"] for c in entry["candidates"].values() if c["val_accuracy"]]
@@ -57,6 +61,6 @@ def weigh_ensemble(
     best = float(max(accuracies, default=0.0))
     stop = (0 < max_safety_net_activations <= fired) or (0 < target_accuracy <= best)
     stop = stop or not planner.keep_searching([entry])
-    outputs = namedtuple("WeighOutputs", ["safety_net_activations", "best_val_accuracy",
-                                          "keep_searching"])
-    return outputs(fired, best, not stop)
+    WeighOutputs = namedtuple("WeighOutputs", ["safety_net_activations", "best_val_accuracy",
+                                               "keep_searching"])
+    return WeighOutputs(fired, best, not stop)

@@ -81,7 +81,8 @@ class EpochCheckpoint:
         previous = storage.read_json(pointer).get("arrays") if storage.exists(pointer) else None
         name = f"epoch-{epoch:04d}.npz"
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        named: dict[str, Any] = dict(arrays)  # numpy's stub types **kwds as allow_pickle
+        np.savez(buffer, **named)
         storage.write_bytes(storage.join(self.uri, name), buffer.getvalue())
         storage.write_json(
             pointer, {**self.extra, **state, "key": self.key, "epoch": epoch, "arrays": name}

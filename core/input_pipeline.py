@@ -39,8 +39,8 @@ def _translate(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if ph == 0 and pw == 0:
         return x
     padded = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    top = rng.integers(0, 2 * ph + 1, n)
-    left = rng.integers(0, 2 * pw + 1, n)
+    top = np.asarray(rng.integers(0, 2 * ph + 1, n))
+    left = np.asarray(rng.integers(0, 2 * pw + 1, n))
     rows = top[:, None] + np.arange(h)[None, :]  # (n, h)
     cols = left[:, None] + np.arange(w)[None, :]  # (n, w)
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]

@@ -537,7 +537,7 @@ def read_parquet(
             with storage.local_copy(source) as path:
                 table = pq.read_table(path)
     except StorageError as err:
-        raise DataError(f"cannot read {source}: {err.problem}", err.hint) from err
+        raise DataError(f"cannot read {name}: {err.problem}", err.hint) from err
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"{name} is not a readable Parquet file ({err})",
                         "write it with pyarrow.parquet.write_table or DataFrame.to_parquet"

@@ -37,6 +37,7 @@ known accuracy (a degenerate graph on the shared table: mean degree 1.47 instead
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from rachel.core.nasbench.environment import (
 from rachel.core.nasbench.index import CellIndex
 
 #: how the paper charges each baseline (evaluation.evaluate needs one entry per searcher)
-ACCOUNTING: dict[str, str] = {
+ACCOUNTING: dict[str, Literal["queries", "episode"]] = {
     "random_search": "episode",
     "random_walk": "episode",
     "local_search": "queries",

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -202,7 +202,9 @@ def run_experiment(
     searchers.update(baseline_searchers(ground, settings.searchers, settings.max_neighbours))
     if not searchers:
         raise ConfigError("no searcher to evaluate", "name baselines or pass an agent")
-    accounting = {k: baselines.ACCOUNTING.get(k, "episode") for k in searchers}
+    accounting: dict[str, Literal["queries", "episode"]] = {
+        k: baselines.ACCOUNTING.get(k, "episode") for k in searchers
+    }
     t0 = time.perf_counter()
     traces = ev.run_protocol(searchers, sets, settings.seed)
     search_seconds = time.perf_counter() - t0

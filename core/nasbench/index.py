@@ -56,7 +56,7 @@ def default_table_path() -> Path:
     return repo.parent / "shared" / "data" / "nasbench101" / "nasbench101_108.parquet"
 
 
-def table_or_default(table: str | os.PathLike[str] | None) -> str | Path:
+def table_or_default(table: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
     """``table``, or the default table path when it exists; a clear error when it does not.
 
     Outside a source checkout (an installed wheel, a container) ``<repo>/../shared`` does not

@@ -90,8 +90,8 @@ def unpack(code: int) -> Cell:
     n, succ, lab = _unpack(int(code))
     if n < 2:
         raise NasBenchError(f"packed cell {code} has {n} vertices", "pass a value made by pack()")
-    matrix = [[(succ[u] >> w) & 1 for w in range(n)] for u in range(n)]
-    ops = [INPUT] + [OPS[x] for x in lab[1:-1]] + [OUTPUT]
+    matrix = tuple(tuple((succ[u] >> w) & 1 for w in range(n)) for u in range(n))
+    ops = (INPUT, *(OPS[x] for x in lab[1:-1]), OUTPUT)
     return Cell(matrix, ops)
 
 

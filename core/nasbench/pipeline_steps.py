@@ -98,10 +98,11 @@ def load_table(table_uri: str, out_dir: str) -> dict[str, Any]:
 def fit_surrogate(settings_json: str, table_dir: str, out_dir: str) -> dict[str, Any]:
     """Fit (and score on a held-out split) the surrogate when the table is partial."""
     from rachel.core.nasbench.estimators import evaluate_surrogate
+    from rachel.core.nasbench.index import table_or_default
     from rachel.core.nasbench.table import BenchTable
 
     settings = settings_from_json(settings_json, _table(table_dir))
-    bench = BenchTable.load(settings.table)
+    bench = BenchTable.load(table_or_default(settings.table))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     known = int(np.sum(~np.isnan(bench.val_mean)))
     if known == len(bench) or settings.estimator in ("tabular", "real_subset"):

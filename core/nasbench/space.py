@@ -197,8 +197,9 @@ def representation_counts(adj: np.ndarray, labels: np.ndarray, num_vertices: np.
 def arrays_to_cell(adj: np.ndarray, labels: np.ndarray, num_vertices: int) -> Cell:
     """One padded (adj, labels, V) triple → :class:`Cell`."""
     n = int(num_vertices)
-    ops = [ALL_LABELS[0]] + [OPS[int(x)] for x in labels[1 : n - 1]] + [ALL_LABELS[-1]]
-    return Cell(np.asarray(adj)[:n, :n], ops)
+    ops = (ALL_LABELS[0], *(OPS[int(x)] for x in labels[1 : n - 1]), ALL_LABELS[-1])
+    matrix = tuple(tuple(row) for row in np.asarray(adj)[:n, :n].astype(int).tolist())
+    return Cell(matrix, ops)
 
 
 class NasBench101Space:
