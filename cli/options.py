@@ -7,18 +7,14 @@ import dataclasses
 import json
 from typing import Any
 
-SIZE_OPTIONS = ("train_size", "val_size", "test_size")
-
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str = "smoke") -> None:
-    g = parser.add_argument_group("search configuration")
-    g.add_argument(
-        "--dataset",
-        default="fashion_mnist",
-        help="built-in name (fashion_mnist, mnist, cifar10, svhn, cifar10_cat_dog, ...) "
-        "or a path / gs:// URI to a user .npz or .parquet file",
-    )
-    g.add_argument("--data-dir", help="folder or gs:// prefix holding the built-in dataset's files")
+    """``--budget``, one flag per setting (derived from its definition in
+    :class:`~rachel.core.config.SearchConfig`: name, type, choices, help) and ``--set``."""
+    from rachel.core.config import SearchConfig, setting_type
+
+    g = parser.add_argument_group(
+        "search configuration", "every setting of the preset can be overridden by its flag")
     g.add_argument(
         "--budget",
         default=default_budget,
@@ -26,56 +22,38 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
         help="preset (default: %(default)s): smoke, small and medium are wall-clock targets "
         "of about 2, 10 and 30 minutes on 2 CPU cores; 'paper' = the paper's settings",
     )
-    g.add_argument("--seed", type=int, help="seed of the whole run (recorded in the artifacts)")
-    for name in SIZE_OPTIONS:
-        g.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=int,
-            dest=name,
-            help=f"examples in the {name.split('_')[0]} split",
-        )
-    g.add_argument("--iterations", type=int)
-    g.add_argument("--candidates", type=int, help="candidates per iteration")
-    g.add_argument("--max-new-layers", type=int, dest="max_new_layers")
-    g.add_argument("--max-width", type=int, dest="max_width", help="width cap (16..256)")
-    g.add_argument("--epochs", type=int, help="max training epochs per candidate")
-    g.add_argument("--batch-size", type=int, dest="batch_size")
-    g.add_argument("--patience", type=int, help="early-stopping patience")
-    g.add_argument(
-        "--time-budget",
-        type=float,
-        dest="time_budget_seconds",
-        metavar="SECONDS",
-        help="wall-clock budget of the whole run: the planner fits iterations and "
-        "candidates into it from the candidate times it measures (overrides the preset's; "
-        "0 = no budget)",
-    )
-    g.add_argument(
-        "--parallel-candidates",
-        type=int,
-        dest="parallel_candidates",
-        help="candidates trained at once (rachel search: worker processes)",
-    )
-    g.add_argument(
-        "--controller", choices=("rl", "random"), help="'random' = the random-search ablation"
-    )
-    g.add_argument(
-        "--no-ensemble", action="store_true", help="ablation: keep only the best single model"
-    )
-    for name in ("mixed-precision", "xla", "multi-gpu"):
-        g.add_argument(
-            f"--{name}",
-            choices=("auto", "on", "off"),
-            dest=name.replace("-", "_"),
-            help="GPU-only option (auto = on when a GPU is present)",
-        )
+    for f in dataclasses.fields(SearchConfig):
+        meta = f.metadata
+        flag = meta["flag"] or f"--{f.name.replace('_', '-')}"
+        kind = setting_type(f.name)
+        if kind is bool:
+            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=meta["help"])
+            continue
+        g.add_argument(flag, dest=f.name, type=_typed(f.name, kind), default=None,
+                       choices=meta["choices"], help=meta["help"],
+                       metavar=None if meta["choices"] else kind.__name__.upper())
     g.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any other setting, e.g. --set ensemble_epochs=20 (repeatable)",
+        help="override a setting by its name, e.g. --set ensemble_epochs=20 (repeatable)",
     )
+
+
+def _typed(name: str, kind: type) -> Any:
+    """An argparse type whose error is the configuration's one-line type error."""
+
+    def convert(raw: str) -> Any:
+        try:
+            return kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {kind.__name__}, got {raw!r}") \
+                from None
+
+    convert.__name__ = kind.__name__
+    return convert
 
 
 def _parse_value(raw: str) -> Any:
@@ -94,8 +72,6 @@ def config_from_args(args: argparse.Namespace) -> Any:
     overrides: dict[str, Any] = {
         name: getattr(args, name) for name in fields if getattr(args, name, None) is not None
     }
-    if getattr(args, "no_ensemble", False):
-        overrides["ensemble"] = False
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:

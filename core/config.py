@@ -23,122 +23,120 @@ ENSEMBLE_SOLVERS = ("slsqp", "lbfgs", "adam")  # see rachel.core.ensemble
 CONTROLLER_ADVANTAGES = ("critic", "ema", "ema_critic")  # see rachel.core.controller
 
 
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    above: float | None = None,
+    high: float | None = None,
+    flag: str | None = None,
+    to: dict[str, str] | None = None,
+) -> Any:
+    """One setting, defined once: its default, what it does (the CLI's help), the values it
+    accepts (``choices``; ``low`` <= v, ``above`` < v, v <= ``high``), its command-line flag
+    (default ``--name-with-dashes``) and where it goes (``to``: module -> field, e.g.
+    ``{"controller": "learning_rate"}`` for :class:`~rachel.core.controller.ControllerSettings`).
+    The type is the annotation.  Validation, the CLI and the per-module settings are derived
+    from these (:func:`module_settings`, :mod:`rachel.cli.options`)."""
+    meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high,
+            "flag": flag, "to": to or {}}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     # data
-    dataset: str = "fashion_mnist"
-    data_dir: str | None = None
-    train_size: int | None = None  # None = the dataset's official split size
-    val_size: int | None = None
-    test_size: int | None = None
-    seed: int = 0
+    dataset: str = setting("fashion_mnist", "built-in name (fashion_mnist, mnist, cifar10, "
+                           "svhn, cifar10_cat_dog, ...) or a path / gs:// URI to a user .npz or "
+                           ".parquet file")
+    data_dir: str | None = setting(None, "folder or gs:// prefix holding a built-in dataset's "
+                                   "files")
+    train_size: int | None = setting(None, "examples in the train split (default: the "
+                                     "official split)", low=1)
+    val_size: int | None = setting(None, "examples in the validation split", low=1)
+    test_size: int | None = setting(None, "examples in the test split", low=1)
+    seed: int = setting(0, "seed of the whole run (recorded in the artifacts)",
+                        to={"controller": "seed"})
     # search (paper section 2.5)
-    iterations: int = 10
-    candidates: int = 4
-    max_new_layers: int = 3
-    max_width: int = MAX_WIDTH
-    controller: str = "rl"  # "random" = the random-search ablation
-    ensemble: bool = True  # False = the "best single model" ablation
-    time_budget_seconds: float | None = None  # the planner fits the run into this wall time
-    temperature: float = 1.5
-    temperature_decay: float = 0.95
+    iterations: int = setting(10, "search iterations", low=1)
+    candidates: int = setting(4, "candidates per iteration", low=1)
+    max_new_layers: int = setting(3, "layers a candidate may add", low=1,
+                                  to={"controller": "max_new_layers"})
+    max_width: int = setting(MAX_WIDTH, f"width cap ({MIN_WIDTH}..{MAX_WIDTH})", low=MIN_WIDTH,
+                             high=MAX_WIDTH, to={"controller": "max_width"})
+    controller: str = setting("rl", "'random' = the random-search ablation", choices=CONTROLLERS,
+                              to={"controller": "kind"})
+    ensemble: bool = setting(True, "--no-ensemble: ablation, keep only the best single model")
+    time_budget_seconds: float | None = setting(
+        None, "wall-clock budget of the whole run: the planner fits iterations and candidates "
+        "into it from the candidate times it measures (overrides the preset's; 0 = no budget)",
+        above=0, flag="--time-budget")
+    temperature: float = setting(1.5, "sampling temperature at iteration 0", above=0)
+    temperature_decay: float = setting(0.95, "temperature factor per iteration", above=0,
+                                       high=1)
     # 1e-2: the paper's 1e-3 does not move the policy in 40 rewards (rachel.core.controller)
-    controller_learning_rate: float = 1e-2
-    controller_advantage: str = "ema_critic"
-    controller_baseline_decay: float = 0.9
-    controller_scale_floor: float = 1e-3
-    gamma: float = 0.9
-    entropy_coef: float = 0.01
-    critic_coef: float = 0.5
+    controller_learning_rate: float = setting(1e-2, "controller Adam learning rate", above=0,
+                                              to={"controller": "learning_rate"})
+    controller_advantage: str = setting("ema_critic", "how rewards become advantages",
+                                        choices=CONTROLLER_ADVANTAGES,
+                                        to={"controller": "advantage"})
+    controller_baseline_decay: float = setting(0.9, "running-baseline decay", low=0, high=0.999,
+                                               to={"controller": "baseline_decay"})
+    controller_scale_floor: float = setting(1e-3, "floor of the advantage scale", above=0,
+                                            to={"controller": "scale_floor"})
+    gamma: float = setting(0.9, "controller discount", low=0, high=1, to={"controller": "gamma"})
+    entropy_coef: float = setting(0.01, "controller entropy bonus", low=0,
+                                  to={"controller": "entropy_coef"})
+    critic_coef: float = setting(0.5, "controller critic-loss weight", low=0,
+                                 to={"controller": "critic_coef"})
     # candidate training
-    epochs: int = 100
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    patience: int = 10
-    min_delta: float = 1e-3
-    augmentation: str = "dataset"  # the paper's flips + translations where the data allows
-    head: str = "flatten"  # the paper is silent; see rachel.core.architecture
-    pool_first: bool = False  # the paper's block order
-    train_examples: int | None = None  # training examples per candidate (None = all)
-    parallel_candidates: int = 1  # candidates trained at once by `rachel search`
-    train_threads: int | None = None  # intra-op threads per candidate (None = default)
-    max_candidate_seconds: float | None = None  # training-time cap per candidate (planner)
+    epochs: int = setting(100, "max training epochs per candidate", low=1,
+                          to={"training": "epochs"})
+    batch_size: int = setting(128, "training batch size", low=1, to={"training": "batch_size"})
+    learning_rate: float = setting(1e-3, "candidate Adam learning rate", above=0,
+                                   to={"training": "learning_rate"})
+    patience: int = setting(10, "early-stopping patience (epochs)", low=0,
+                            to={"training": "patience"})
+    min_delta: float = setting(1e-3, "smallest val_loss improvement that counts", low=0,
+                               to={"training": "min_delta"})
+    augmentation: str = setting("dataset", "dataset = the paper's flips + translations where "
+                                "the data allows", choices=AUGMENTATION_OPTIONS)
+    head: str = setting("flatten", "classifier head (the paper is silent; see "
+                        "rachel.core.architecture)", choices=HEAD_OPTIONS,
+                        to={"training": "head"})
+    pool_first: bool = setting(False, "pool before a block's convolutions (2.8x faster on CPU)",
+                               to={"training": "pool_first"})
+    train_examples: int | None = setting(None, "training examples per candidate (default: all)",
+                                         low=1, to={"training": "train_examples"})
+    parallel_candidates: int = setting(1, "candidates trained at once (rachel search: worker "
+                                       "processes)", low=1)
+    train_threads: int | None = setting(None, "intra-op threads per candidate", low=1,
+                                        to={"training": "threads"})
+    max_candidate_seconds: float | None = setting(None, "training-time cap per candidate "
+                                                  "(planner)", above=0)
     # ensemble weighting and safety net
-    ensemble_solver: str = "slsqp"  # solved to the optimum; "adam" = the paper's fixed epochs
-    ensemble_epochs: int = 10
-    final_ensemble_epochs: int = 50
-    ensemble_learning_rate: float = 1e-3
-    ensemble_batch_size: int = 32
-    safety_tolerance: float = 0.01
+    ensemble_solver: str = setting("slsqp", "mixture-weight solver; adam = the paper's fixed "
+                                   "epochs", choices=ENSEMBLE_SOLVERS)
+    ensemble_epochs: int = setting(10, "Adam epochs of the mixture fit (solver adam)", low=1)
+    final_ensemble_epochs: int = setting(50, "Adam epochs of the final refit (solver adam)",
+                                         low=1)
+    ensemble_learning_rate: float = setting(1e-3, "mixture-fit learning rate (solver adam)",
+                                            above=0)
+    ensemble_batch_size: int = setting(32, "mixture-fit batch size (solver adam)", low=1)
+    safety_tolerance: float = setting(0.01, "safety net: accepted loss increase", low=0)
     # GPU-only options ("auto" = on when a GPU is present)
-    mixed_precision: str = "auto"
-    xla: str = "auto"
-    multi_gpu: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
+    mixed_precision: str = setting("auto", "GPU-only (auto = on when a GPU is present)",
+                                   choices=DEVICE_OPTIONS)
+    xla: str = setting("auto", "GPU-only XLA compilation (auto = on when a GPU is present)",
+                       choices=DEVICE_OPTIONS)
+    multi_gpu: str = setting("auto", "GPU-only data parallelism over the visible GPUs",
+                             choices=DEVICE_OPTIONS)
 
     def __post_init__(self) -> None:
-        for name, kind in _TYPES.items():
-            value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
-                continue
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                continue
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise ConfigError(
-                    f"{name} must be {kind.__name__}{' or unset' if name in _OPTIONAL else ''}, "
-                    f"got {value!r}",
-                    f"write e.g. --set {name}={_EXAMPLES[kind]}",
-                )
-        positive = {
-            "parallel_candidates": self.parallel_candidates,
-            "iterations": self.iterations,
-            "candidates": self.candidates,
-            "max_new_layers": self.max_new_layers,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "ensemble_epochs": self.ensemble_epochs,
-            "final_ensemble_epochs": self.final_ensemble_epochs,
-            "ensemble_batch_size": self.ensemble_batch_size,
-        }
-        for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("train_size", "val_size", "test_size", "train_examples", "train_threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or unset, got {value!r}")
-        if not MIN_WIDTH <= self.max_width <= MAX_WIDTH:
-            raise ConfigError(
-                f"max_width must be within {MIN_WIDTH}..{MAX_WIDTH}, got {self.max_width}"
-            )
-        if self.controller not in CONTROLLERS:
-            raise ConfigError(
-                f"unknown controller {self.controller!r}", f"choose one of {', '.join(CONTROLLERS)}"
-            )
-        for name in ("mixed_precision", "xla", "multi_gpu"):
-            if getattr(self, name) not in DEVICE_OPTIONS:
-                raise ConfigError(f"{name} must be one of {DEVICE_OPTIONS}")
-        for name, allowed in (
-            ("augmentation", AUGMENTATION_OPTIONS),
-            ("head", HEAD_OPTIONS),
-            ("ensemble_solver", ENSEMBLE_SOLVERS),
-            ("controller_advantage", CONTROLLER_ADVANTAGES),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
-        for name in ("temperature", "learning_rate", "ensemble_learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0")
-        if not 0 < self.temperature_decay <= 1:
-            raise ConfigError("temperature_decay must be in (0, 1]")
-        for name in ("time_budget_seconds", "max_candidate_seconds"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be > 0 or unset", "leave it out for no limit")
-        if self.patience < 0 or self.min_delta < 0 or self.safety_tolerance < 0:
-            raise ConfigError("patience, min_delta and safety_tolerance must be >= 0")
+        for f in dataclasses.fields(self):
+            _check(f, getattr(self, f.name))
 
     @property
     def budget_label(self) -> str:
@@ -183,7 +181,46 @@ def _field_types() -> tuple[dict[str, type], set[str]]:
 
 
 _TYPES, _OPTIONAL = _field_types()
+
+
+def setting_type(name: str) -> type:
+    """The type of setting ``name`` (int, float, str or bool), read off its annotation."""
+    return _TYPES[name]
 _EXAMPLES = {int: "3", float: "0.5", str: "name", bool: "true"}
+
+
+def _check(f: dataclasses.Field[Any], value: Any) -> None:
+    """One setting's type and range, from its definition (one line: the problem, the fix)."""
+    name, kind, meta = f.name, _TYPES[f.name], f.metadata
+    if value is None and name in _OPTIONAL:
+        return
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{name} must be {kind.__name__}{' or unset' if name in _OPTIONAL else ''}, "
+            f"got {value!r}",
+            f"write e.g. --set {name}={_EXAMPLES[kind]}",
+        )
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    checks = (("low", ">=", lambda v, x: v >= x), ("above", ">", lambda v, x: v > x),
+              ("high", "<=", lambda v, x: v <= x))
+    for key, op, ok in checks:
+        limit = meta[key]
+        if limit is not None and not ok(value, limit):
+            unset = " (or unset: leave it out for no limit)" if name in _OPTIONAL else ""
+            raise ConfigError(f"{name} must be {op} {limit}{unset}, got {value!r}")
+
+
+def module_settings(config: SearchConfig, module: str) -> dict[str, Any]:
+    """The settings ``config`` hands to ``module`` ("controller", "training"), by the names
+    that module uses, read off each setting's definition (``to``)."""
+    return {
+        f.metadata["to"][module]: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if module in f.metadata["to"]
+    }
 
 # Named budgets.  "paper" is section 2.5 on the full dataset.  The others are wall-clock
 # targets on this project's 2-core CPU machine (about 2, 10 and 30 minutes for the whole

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rachel.core import planner, safety_net, storage
-from rachel.core.config import SearchConfig
+from rachel.core.config import SearchConfig, module_settings
 from rachel.core.controller import Controller, ControllerSettings
 from rachel.core.ensemble import fit_mixture_weights
 from rachel.core.ensemble_state import (
@@ -82,19 +82,8 @@ def split_data(config: SearchConfig, splits_out: str | Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- 2. candidates
 def controller_settings(config: SearchConfig) -> ControllerSettings:
-    return ControllerSettings(
-        kind=config.controller,
-        max_new_layers=config.max_new_layers,
-        max_width=config.max_width,
-        seed=config.seed,
-        learning_rate=config.controller_learning_rate,
-        gamma=config.gamma,
-        entropy_coef=config.entropy_coef,
-        critic_coef=config.critic_coef,
-        advantage=config.controller_advantage,
-        baseline_decay=config.controller_baseline_decay,
-        scale_floor=config.controller_scale_floor,
-    )
+    """The controller's settings, as the configuration's definitions route them."""
+    return ControllerSettings(**module_settings(config, "controller"))
 
 
 def generate_candidates(
@@ -161,20 +150,14 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
         epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]
     elif candidate is not None:
         time_limit = candidate.time_limit
-    return TrainingSettings(
-        epochs=epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        patience=config.patience,
-        min_delta=config.min_delta,
-        seed=seed,
-        augmentation=None if config.augmentation == "dataset" else config.augmentation,
-        threads=config.train_threads,
-        train_examples=examples,
-        head=config.head,
-        pool_first=config.pool_first,
-        time_limit=time_limit,
-    )
+    return TrainingSettings(**{
+        **module_settings(config, "training"),
+        "epochs": epochs,
+        "train_examples": examples,
+        "seed": seed,  # the candidate's own, derived from the run's
+        "augmentation": None if config.augmentation == "dataset" else config.augmentation,
+        "time_limit": time_limit,
+    })
 
 
 TRANSIENT_ERROR_NAMES = frozenset({
