@@ -34,6 +34,25 @@ def _add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                    help="early stop once a candidate reaches ACC on validation (0 = never)")
 
 
+def _add_registry_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("champion registry (the pipeline's promote-champion step)")
+    g.add_argument("--registry", default="", metavar="URI",
+                   help="registry (folder or gs://BUCKET/PREFIX): after the final evaluation "
+                   "the model replaces the champion only if it beats it on the same test split")
+    g.add_argument("--promotion-margin", type=float, default=0.0, metavar="ACC",
+                   help="test-accuracy gain needed to replace the champion (default 0)")
+
+
+def _registry_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The pipeline's registry parameters, when a registry is given (else its defaults)."""
+    from rachel.core.registry import check_margin
+
+    check_margin(args.promotion_margin)
+    if not args.registry:
+        return {}
+    return {"registry": args.registry, "promotion_margin": float(args.promotion_margin)}
+
+
 def _add_placement_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("placement on Kubernetes (ignored by 'rachel run')")
     g.add_argument("--no-gpu", action="store_true", help="train on CPU nodes (no GPU request)")
@@ -150,6 +169,7 @@ def run_command(args: argparse.Namespace) -> int:
     plan = storage.read_json(args.plan) if args.plan else None
     result = run_local(config, args.output, placement=placement, early_stop=_early_stop(args),
                        cache=args.cache, on_event=printer(), verbose=args.verbose, plan=plan,
+                       params=_registry_params(args),
                        **({"name": args.name} if args.name else {}))
     m = result.metrics
     sys.stderr.flush()
@@ -328,6 +348,7 @@ def submit_command(args: argparse.Namespace) -> int:
             experiment_id=experiment_id, job_name=job,
             pipeline_id=pipeline_id, version_id=version_id,
             pipeline_root=args.pipeline_root, service_account=args.service_account,
+            params=_registry_params(args) or None,
         )
     print(f"started run {job} ({run.run_id}) in experiment {args.experiment}")
     if not args.wait:
@@ -369,6 +390,7 @@ def schedule_command(args: argparse.Namespace) -> int:
             max_concurrency=1, no_catchup=True,
             pipeline_id=pipeline_id, version_id=version_id, enabled=True,
             pipeline_root=args.pipeline_root, service_account=args.service_account,
+            params=_registry_params(args) or None,
         )
     print(f"scheduled recurring run {job} ({recurring.recurring_run_id}) with cron '{cron}'")
     return 0
@@ -401,6 +423,7 @@ def register(sub: Any) -> None:
                    help="show kfp.local's task logs (default: kept in the run's kfp-local.log)")
     p.add_argument("--plan", metavar="FILE",
                    help="replay the decisions of a recorded plan.json (from rachel search)")
+    _add_registry_arguments(p)
     p.set_defaults(handler=run_command, no_gpu=True)
 
     p = sub.add_parser("submit", help="upload a pipeline version to KFP and start a run",
@@ -411,6 +434,7 @@ def register(sub: Any) -> None:
     _add_pipeline_arguments(p)
     _add_placement_arguments(p)
     _add_endpoint_arguments(p)
+    _add_registry_arguments(p)
     p.add_argument("--run-name", help="run name (default: rachel-<UTC timestamp>)")
     p.add_argument("--wait", action="store_true", help="wait for the run; exit 3 if it fails")
     p.add_argument("--timeout", type=int, default=6 * 3600, help="seconds to wait (--wait)")
@@ -423,6 +447,7 @@ def register(sub: Any) -> None:
     _add_pipeline_arguments(p)
     _add_placement_arguments(p)
     _add_endpoint_arguments(p)
+    _add_registry_arguments(p)
     p.add_argument("--cron", required=True,
                    help="cron schedule, 5 fields (UTC), e.g. '0 3 * * 1' = Mondays 03:00")
     p.add_argument("--job-name", help="recurring run name")

@@ -142,6 +142,7 @@ def run_local(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     verbose: bool = True,
     plan: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> LocalRun:
     """Build the pipeline for ``config.iterations`` x ``config.candidates`` and run it locally.
 
@@ -152,6 +153,7 @@ def run_local(
     weighing step as their artifacts appear.  With ``verbose=False`` kfp.local's own task
     logs go to ``kfp-local.log`` in the run folder instead of the console.  ``plan``: a
     recorded ``plan.json`` whose decisions the run replays (see :mod:`rachel.core.planner`).
+    ``params``: other pipeline parameters (``registry``, ``promotion_margin``).
     """
     from kfp import components, local
 
@@ -204,6 +206,7 @@ def run_local(
                 pipeline(
                     config_json=json.dumps(config.to_json(), sort_keys=True),
                     plan_json=json.dumps(plan) if plan else "",
+                    **(params or {}),
                 )
             finally:
                 if watcher:

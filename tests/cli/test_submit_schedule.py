@@ -91,3 +91,19 @@ def test_schedule_creates_a_weekly_recurring_run(package: Path) -> None:
     assert body["max_concurrency"] in ("1", 1) and body["no_catchup"] is True
     assert body["pipeline_version_reference"]["pipeline_version_id"] == "version-1"
     assert "scheduled recurring run weekly (recurring-1)" in done.stdout
+
+
+def test_the_registry_reaches_the_runs_parameters(package: Path) -> None:
+    with fake_kfp.FakeKfp() as kfp:
+        done = rachel("submit", "--host", kfp.host, "--package", str(package),
+                      "--pipeline-root", "gs://bucket/root", "--skip-root-check",
+                      "--registry", "gs://bucket/rachel/team-a", "--promotion-margin", "0.005")
+        assert done.returncode == 0, done.stdout + done.stderr
+        params = kfp.posted("runs")[-1]["body"]["runtime_config"]["parameters"]
+        assert params == {"registry": "gs://bucket/rachel/team-a", "promotion_margin": 0.005}
+        done = rachel("schedule", "--host", kfp.host, "--package", str(package),
+                      "--cron", "0 3 * * 1", "--skip-root-check",
+                      "--registry", "gs://bucket/rachel/team-a")
+        assert done.returncode == 0, done.stdout + done.stderr
+        body = kfp.posted("recurringruns")[-1]["body"]
+        assert body["runtime_config"]["parameters"]["registry"] == "gs://bucket/rachel/team-a"
