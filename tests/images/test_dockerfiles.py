@@ -125,3 +125,24 @@ def test_image_names_agree_with_settings() -> None:
                          f"{settings.DEFAULT_TAG}",
                          f"{settings.DEFAULT_REGISTRY}/{settings.GPU_IMAGE_NAME}:"
                          f"{settings.DEFAULT_TAG}"), image
+
+
+@pytest.mark.parametrize("kind", sorted(DOCKERFILES))
+def test_transitive_dependencies_are_pinned_by_constraints(kind: str) -> None:
+    """Every dependency install runs under images/constraints.txt, which pins every package
+    of the tested environment (and agrees with requirements.txt)."""
+    installs = [rest for op, rest in instructions(DOCKERFILES[kind])
+                if op == "RUN" and "pip install" in rest and " . " not in f"{rest} "]
+    assert installs and all("-c /tmp/constraints.txt" in rest for rest in installs), installs
+    pins = {}
+    for line in (IMAGES / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"not a pin: {line}"
+            pins[name.lower().replace("_", "-")] = version
+    assert len(pins) > 50  # the whole environment, not only the direct dependencies
+    for line in (IMAGES / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert pins.get(name.lower().replace("_", "-")) == version, line
