@@ -22,6 +22,7 @@ from rachel.components.split_data import split_data
 from rachel.components.train_candidate import train_candidate
 from rachel.components.update_controller import update_controller
 from rachel.components.weigh_ensemble import weigh_ensemble
+from rachel.core.ensemble_state import EnsembleState
 
 COMPONENTS = (split_data, generate_candidates, train_candidate, weigh_ensemble,
               update_controller, evaluate_ensemble, promote_champion)
@@ -129,6 +130,11 @@ def test_weigh_chains_ensemble_state_and_counts_safety_net(chain: dict) -> None:
         assert record["weighed"].keep_searching is True  # early stop disabled by default
         assert ensemble.metadata["members"] == entry["members"]
         assert set(entry["rewards"]) == {c["candidate_id"] for c in record["candidates"]}
+        # Members by reference: the artifact is one file naming the trained models' URIs.
+        assert [p.name for p in Path(ensemble.path).iterdir()] == ["ensemble.json"]
+        models = {m.uri for r in chain["iterations"] for m, _ in r["trained"]}
+        assert {EnsembleState.read(ensemble.path).member_uri(cid)
+                for cid in entry["members"]} <= models
 
 
 def test_weigh_keep_searching_false_when_target_reached(chain: dict, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from rachel.core.config import budget_config
 from rachel.core.data.splits import DatasetSplits
 from rachel.core.ensemble_state import (
     CANDIDATE_FILE,
+    ENSEMBLE_FILE,
     METRICS_FILE,
     MODEL_FILE,
     VAL_LOGITS_FILE,
@@ -125,6 +126,185 @@ def test_no_ensemble_ablation_keeps_one_member(tiny_fashion, tmp_path):
     b = [_fake_trained(tmp_path / "b", "it001-c00", 1, 0, _logits(y, 0.9, 2))]
     entry = steps.weigh_ensemble(cfg, 1, tiny_fashion, tmp_path / "e0", b, tmp_path / "e1")
     assert entry["members"] == ["it001-c00"]
+
+
+def _config(**overrides):
+    return budget_config("smoke", **{**TINY, **overrides}).replace(**UNTIMED)
+
+
+def _chain(cfg, splits, tmp_path, iterations, *, model_bytes=0, uris=None):
+    """Weigh ``iterations`` iterations of two fake candidates each (every candidate better
+    than the last, so each iteration accepts one); returns the ensemble folders."""
+    y = DatasetSplits.load(splits).y_val
+    ensembles, previous = [], None
+    for it in range(iterations):
+        dirs = []
+        for k in range(2):
+            cid = f"it{it:03d}-c{k:02d}"
+            folder = _fake_trained(tmp_path / "cands" / cid, cid, it, k,
+                                   _logits(y, 0.5 + 0.04 * it + 0.01 * k, 10 * it + k))
+            if model_bytes:
+                (folder / MODEL_FILE).write_bytes(b"w" * model_bytes)
+            dirs.append(folder)
+        out = tmp_path / "ens" / f"it{it:03d}"
+        steps.weigh_ensemble(cfg, it, splits, previous, dirs, out,
+                             candidate_uris=uris(dirs) if uris else None)
+        ensembles.append(out)
+        previous = out
+    return ensembles
+
+
+def _folder_bytes(folder):
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_ensembles_hold_references_and_no_member_files(tiny_fashion, tmp_path):
+    """Each ensemble artifact is one ensemble.json whose members point at their trained
+    candidates; N iterations write O(N) bytes of ensemble state, however large the members
+    (copying them, as format 1 did, wrote sum_i i * member bytes)."""
+    cfg = _config(iterations=8)
+    member = 200_000  # bytes of each fake model.keras
+    ensembles = _chain(cfg, tiny_fashion, tmp_path, 8, model_bytes=member)
+    sizes = []
+    for it, folder in enumerate(ensembles):
+        assert sorted(p.name for p in folder.iterdir()) == [ENSEMBLE_FILE]
+        record = json.loads((folder / ENSEMBLE_FILE).read_text())
+        assert record["format"] == 2
+        members = [m["candidate_id"] for m in record["members"]]
+        assert len(members) == it + 1
+        assert [m["uri"] for m in record["members"]] == [
+            f"../../cands/{cid}" for cid in members]  # relative: the run folder can move
+        state = EnsembleState.read(folder)
+        assert state.member_uri(members[-1]) == str(tmp_path / "cands" / members[-1])
+        sizes.append(_folder_bytes(folder))
+    # The record grows by one member and one history entry per iteration, never by a member.
+    growth = np.diff(sizes)
+    assert growth.max() < 4_000 and growth.max() - growth.min() < 1_000
+    assert sum(sizes) < member  # eight iterations of state: less than one member's model
+    copied = sum((it + 1) * _folder_bytes(tmp_path / "cands" / "it000-c00") for it in range(8))
+    assert copied > 100 * sum(sizes)  # what format 1 wrote for the same run
+
+
+def test_a_moved_run_folder_keeps_its_members(tiny_fashion, tmp_path):
+    import shutil
+
+    cfg = _config(iterations=2)
+    ensembles = _chain(cfg, tiny_fashion, tmp_path / "run", 2)
+    before = EnsembleState.read(ensembles[-1]).member_logits()
+    shutil.move(tmp_path / "run", tmp_path / "moved")
+    after = EnsembleState.read(tmp_path / "moved" / "ens" / "it001").member_logits()
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_deleted_member_is_a_clear_error_and_the_controller_does_not_need_it(
+    tiny_fashion, tmp_path
+):
+    import shutil
+
+    from rachel.core.errors import ArtifactError
+
+    cfg = _config(iterations=3, controller="random")
+    ensembles = _chain(cfg, tiny_fashion, tmp_path, 2)
+    first = EnsembleState.read(ensembles[-1]).members[0]["candidate_id"]
+    gone = tmp_path / "cands" / first
+    shutil.rmtree(gone)
+    with pytest.raises(ArtifactError, match=rf"member {first} .* has no val_logits\.npy") as err:
+        EnsembleState.read(ensembles[-1]).member_logits()
+    assert str(gone) in str(err.value) and "by reference" in str(err.value)
+    with pytest.raises(ArtifactError, match=f"member {first}"):
+        steps.weigh_ensemble(cfg, 2, tiny_fashion, ensembles[-1], [], tmp_path / "e2")
+    with pytest.raises(ArtifactError, match=f"member {first}"):
+        steps.evaluate_ensemble(cfg, tiny_fashion, ensembles[-1], tmp_path / "final")
+    assert not (tmp_path / "e2").exists() and not (tmp_path / "final").exists()
+    # The controller update reads the latest rewards from ensemble.json alone.
+    steps.generate_candidates(cfg, 0, None, None, tmp_path / "gen")
+    update = steps.update_controller(cfg, tmp_path / "gen", ensembles[0], tmp_path / "ctrl")
+    assert update["iteration"] == 0 and update["episodes"] == 2
+
+
+def test_a_format_1_ensemble_with_copied_members_is_still_read(tiny_fashion, tmp_path):
+    import shutil
+
+    cfg = _config(iterations=2)
+    (new,) = _chain(cfg, tiny_fashion, tmp_path, 1)
+    (first,) = EnsembleState.read(new).members
+    old = tmp_path / "old"  # what the format-1 code wrote: members copied inside
+    record = json.loads((new / ENSEMBLE_FILE).read_text())
+    record["format"] = 1
+    for member in record["members"]:
+        shutil.copytree(tmp_path / "cands" / member["candidate_id"],
+                        old / "members" / member["candidate_id"])
+        del member["uri"]
+    (old / ENSEMBLE_FILE).write_text(json.dumps(record))
+    shutil.rmtree(tmp_path / "cands")
+    y = DatasetSplits.load(tiny_fashion).y_val
+    nxt = [_fake_trained(tmp_path / "d0", "it001-c00", 1, 0, _logits(y, 0.95, 5))]
+    entry = steps.weigh_ensemble(cfg, 1, tiny_fashion, old, nxt, tmp_path / "e1")
+    assert entry["members"] == [first["candidate_id"], "it001-c00"]
+    refs = [m["uri"] for m in json.loads((tmp_path / "e1" / ENSEMBLE_FILE).read_text())["members"]]
+    assert refs == [f"../old/members/{first['candidate_id']}", "../d0"]  # the copy, where it is
+
+
+def test_an_ensemble_of_a_newer_format_is_refused(tmp_path):
+    from rachel.core.errors import ArtifactError
+
+    (tmp_path / ENSEMBLE_FILE).write_text(json.dumps({"format": 3, "members": []}))
+    with pytest.raises(ArtifactError, match="format 3"):
+        EnsembleState.read(tmp_path)
+
+
+def test_a_reference_no_reader_can_follow_is_refused_when_recorded(tiny_fashion, tmp_path):
+    from rachel.core.errors import StorageError
+
+    y = DatasetSplits.load(tiny_fashion).y_val
+    dirs = [_fake_trained(tmp_path / "c0", "it000-c00", 0, 0, _logits(y, 0.7, 1))]
+    with pytest.raises(StorageError, match="gs:// pipeline root"):  # e.g. KFP's MinIO default
+        steps.weigh_ensemble(_config(), 0, tiny_fashion, None, dirs, tmp_path / "e",
+                             candidate_uris=["minio://mlpipeline/v2/artifacts/model"])
+    assert not (tmp_path / "e").exists()
+
+
+def test_members_by_reference_on_gcs(tiny_fashion, tmp_path, gcs_bucket):
+    """As on a cluster: each weigh reads its candidates from a local download (deleted after
+    the task, as a pod is) and records their gs:// URIs; the next weigh and the controller
+    update read earlier members from the bucket."""
+    import shutil
+
+    from rachel.core import storage
+
+    cfg = _config(iterations=3, controller="random")
+    root = f"{gcs_bucket}/root"
+
+    def upload(dirs):
+        uris = [f"{root}/{d.name}" for d in dirs]
+        for d, uri in zip(dirs, uris, strict=True):
+            storage.upload_dir(d, uri)
+        return uris
+
+    ensembles = _chain(cfg, tiny_fashion, tmp_path, 3, uris=upload)
+    shutil.rmtree(tmp_path / "cands")  # no later "pod" has the downloads
+    record = json.loads((ensembles[-1] / ENSEMBLE_FILE).read_text())
+    assert [m["uri"] for m in record["members"]] == [
+        f"{root}/{m['candidate_id']}" for m in record["members"]]
+    assert len(record["members"]) == 3
+    logits = EnsembleState.read(ensembles[-1]).member_logits()  # three reads from the bucket
+    assert len(logits) == 3 and logits[0].shape == (200, 10)
+    steps.generate_candidates(cfg, 0, None, None, tmp_path / "gen")
+    assert steps.update_controller(cfg, tmp_path / "gen", ensembles[0],
+                                   tmp_path / "ctrl")["episodes"] == 2
+    # Candidates read straight from the bucket work too (their URIs are recorded as given).
+    y = DatasetSplits.load(tiny_fashion).y_val
+    late = _fake_trained(tmp_path / "late" / "it003-c00", "it003-c00", 3, 0, _logits(y, 0.99, 9))
+    (uri,) = upload([late])
+    entry = steps.weigh_ensemble(cfg.replace(iterations=4), 3, tiny_fashion, ensembles[-1],
+                                 [uri], tmp_path / "e3")
+    assert entry["accepted"] and EnsembleState.read(tmp_path / "e3").member_uri("it003-c00") == uri
+    storage.delete_tree(uri)
+    from rachel.core.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match=f"member it003-c00 .*{uri}"):
+        EnsembleState.read(tmp_path / "e3").member_logits()
 
 
 def _one_candidate():
@@ -296,6 +476,24 @@ def test_a_member_with_no_weight_is_left_out_of_the_export(trained_ensemble, tin
     assert metrics["pruned_members"] == ["it001-c00"]
     assert [m["candidate_id"] for m in metrics["members"]] == [entry["members"][0]]
     assert metrics["members"][0]["weight"] == pytest.approx(1.0)
+
+
+def test_evaluate_loads_member_models_from_gcs(trained_ensemble, tiny_fashion, gcs_bucket):
+    """Members referenced by gs:// URIs: their models are streamed to a temporary file and
+    loaded from it; the exported ensemble is the one the local references give."""
+    from rachel.core import storage
+
+    tmp, metrics = trained_ensemble
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
+    uris = []
+    for cid in ("it000-c00", "it000-c01"):
+        uris.append(f"{gcs_bucket}/cands/{cid}")
+        storage.upload_dir(tmp / cid, uris[-1])
+    steps.weigh_ensemble(cfg, 0, tiny_fashion, None, uris, tmp / "ens_gcs")
+    assert EnsembleState.read(tmp / "ens_gcs").members[0]["uri"] in uris
+    again = steps.evaluate_ensemble(cfg, tiny_fashion, tmp / "ens_gcs", tmp / "final_gcs")
+    assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert again["members"] == metrics["members"]
 
 
 def test_a_time_limit_is_turned_into_a_recorded_schedule_that_replays(tiny_fashion, tmp_path):
