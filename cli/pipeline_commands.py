@@ -26,12 +26,8 @@ DEFAULT_EXPERIMENT = "rachel-nas"
 
 # ------------------------------------------------------------------------- options
 def _add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("pipeline shape and early stop")
+    g = p.add_argument_group("pipeline")
     g.add_argument("--name", default=None, help="pipeline name (default: rachel-nas)")
-    g.add_argument("--max-safety-net-activations", type=int, default=0, metavar="N",
-                   help="early stop once the safety net has fired N times (0 = never)")
-    g.add_argument("--target-accuracy", type=float, default=0.0, metavar="ACC",
-                   help="early stop once a candidate reaches ACC on validation (0 = never)")
 
 
 def _add_registry_arguments(p: argparse.ArgumentParser) -> None:
@@ -118,14 +114,6 @@ def _placement(args: argparse.Namespace) -> Any:
     return DEFAULT_PLACEMENT.replace(**overrides)
 
 
-def _early_stop(args: argparse.Namespace) -> Any:
-    if not args.max_safety_net_activations and not args.target_accuracy:
-        return None
-    from rachel.pipelines.rachel_pipeline import EarlyStop
-
-    return EarlyStop(args.max_safety_net_activations, args.target_accuracy)
-
-
 def _compile(args: argparse.Namespace, output: str) -> tuple[int, Any]:
     """Compile to ``output``; returns (bytes, config)."""
     config = config_from_args(args)
@@ -136,7 +124,7 @@ def _compile(args: argparse.Namespace, output: str) -> tuple[int, Any]:
 
     size = compile_pipeline(
         output, iterations=config.iterations, candidates=config.candidates,
-        placement=placement, config=config, early_stop=_early_stop(args),
+        placement=placement, config=config,
         name=args.name or PIPELINE_NAME, images=images,
     )
     return size, config
@@ -167,7 +155,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rachel.cli.progress import printer
 
     plan = storage.read_json(args.plan) if args.plan else None
-    result = run_local(config, args.output, placement=placement, early_stop=_early_stop(args),
+    result = run_local(config, args.output, placement=placement,
                        cache=args.cache, on_event=printer(), verbose=args.verbose, plan=plan,
                        params=_registry_params(args),
                        **({"name": args.name} if args.name else {}))

@@ -17,9 +17,6 @@ def weigh_ensemble(
     ensemble_out: Output[Model],
     metrics: Output[Metrics],
     ensemble_in: Input[Model] = None,
-    activations_before: int = 0,
-    max_safety_net_activations: int = 0,
-    target_accuracy: float = 0.0,
     plan_json: str = "",
 ) -> NamedTuple(  # type: ignore[valid-type]  # KFP's form for named outputs
     "WeighOutputs", safety_net_activations=int, best_val_accuracy=float, keep_searching=bool
@@ -30,24 +27,26 @@ def weigh_ensemble(
     its ``.uri`` (``gs://`` on a cluster, where a later task's pod holds only its own
     declared inputs; a local path under kfp.local), and its files are not copied.
 
-    Returns the safety-net activations so far (``activations_before`` + this iteration's),
-    the best validation accuracy of this iteration's candidates, and ``keep_searching``:
-    False once the activations reach ``max_safety_net_activations``, the accuracy reaches
-    ``target_accuracy`` (0 disables either test), or the wall-clock planner decides to stop
-    (``plan_json``: a recorded plan whose decisions are replayed instead of measured).
+    Returns the safety-net activations so far, the best validation accuracy of this
+    iteration's candidates, and ``keep_searching``: the stop rules of ``rachel search``
+    (:func:`rachel.core.stop_rules.stop_reason`: the time budget, the configuration's
+    ``max_safety_net_activations`` and ``target_accuracy``), read from the ensemble state's
+    history (``plan_json``: a recorded plan whose decisions are replayed instead of measured).
     """
     from collections import namedtuple
 
-    from rachel.core import planner, steps
+    from rachel.core import steps, stop_rules
     from rachel.core.config import SearchConfig
+    from rachel.core.ensemble_state import EnsembleState
 
+    config = SearchConfig.from_json(config_json)
     entry = steps.weigh_ensemble(
-        SearchConfig.from_json(config_json), iteration, splits.path,
+        config, iteration, splits.path,
         ensemble_in.path if ensemble_in else None, [c.path for c in candidates],
         ensemble_out.path, plan=plan_json or None, candidate_uris=[c.uri for c in candidates],
     )
-    fired = activations_before + int(entry["safety_net_activated"])
-    accuracies = [c["val_accuracy"] for c in entry["candidates"].values() if c["val_accuracy"]]
+    history = EnsembleState.read(ensemble_out.path).history
+    fired = stop_rules.safety_net_activations(history)
     for cid, reward in entry["rewards"].items():
         if reward is not None:
             metrics.log_metric(f"reward_{cid}", reward)
@@ -58,9 +57,8 @@ def weigh_ensemble(
         iteration=iteration, best_candidate=entry["best_candidate"], decision=entry["decision"],
         members=entry["members"], accepted=entry["accepted"], objective=entry["objective"],
     )
-    best = float(max(accuracies, default=0.0))
-    stop = (0 < max_safety_net_activations <= fired) or (0 < target_accuracy <= best)
-    stop = stop or not planner.keep_searching([entry])
+    best = stop_rules.best_val_accuracy(entry)
+    stop = stop_rules.config_stop_reason(config, history) is not None
     WeighOutputs = namedtuple("WeighOutputs", ["safety_net_activations", "best_val_accuracy",
                                                "keep_searching"])
     return WeighOutputs(fired, best, not stop)

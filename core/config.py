@@ -73,6 +73,11 @@ class SearchConfig:
         None, "wall-clock budget of the whole run: the planner fits iterations and candidates "
         "into it from the candidate times it measures (overrides the preset's; 0 = no budget)",
         above=0, flag="--time-budget")
+    max_safety_net_activations: int = setting(
+        0, "stop once the safety net has fired this many times (0 = never)", low=0)
+    target_accuracy: float = setting(
+        0.0, "stop once an iteration's best candidate reaches this validation accuracy "
+        "(0 = never)", low=0, high=1)
     temperature: float = setting(1.5, "sampling temperature at iteration 0", above=0)
     temperature_decay: float = setting(0.95, "temperature factor per iteration", above=0,
                                        high=1)

@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from rachel.core import planner, steps, storage
+from rachel.core import planner, steps, stop_rules, storage
 from rachel.core.config import SearchConfig
 from rachel.core.ensemble_state import CANDIDATE_FILE, ENSEMBLE_FILE, METRICS_FILE, EnsembleState
 from rachel.core.errors import TransientError
@@ -255,7 +255,10 @@ def _search(
                 work / "plan.json",
                 {**planner.plan_summary(config), "decisions": decisions, "schedules": schedules},
             )
-            if not planner.keep_searching([entry]):
+            reason = stop_rules.config_stop_reason(config, EnsembleState.read(ensemble).history)
+            if reason:
+                if iteration + 1 < config.iterations:
+                    emit({"event": "stop", "after_iteration": iteration, "reason": reason})
                 break  # the last controller update would teach nothing that is used
             controller_out = it_dir / "controller"
             if iteration + 1 < config.iterations and not controller_out.exists():

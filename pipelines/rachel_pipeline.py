@@ -25,7 +25,9 @@ planner's decision (:mod:`rachel.core.planner`) and the DAG is compiled with the
 conditions below; the ``plan_json`` parameter replays a recorded plan (``plan.json`` of a
 ``rachel search`` run) so that the pipeline takes exactly that run's decisions.
 
-Early stop (optional, :class:`EarlyStop`): iteration ``i+1`` runs inside
+Early stop: when the configuration has a stop rule (a time budget,
+``max_safety_net_activations``, ``target_accuracy``: the rules of ``rachel search``, see
+:mod:`rachel.core.stop_rules`) or :class:`EarlyStop` is given, iteration ``i+1`` runs inside
 ``dsl.If(weigh_i.keep_searching)``; the matching ``dsl.Else`` evaluates the ensemble as it
 is.  The compiled DAG then nests one condition per iteration.
 
@@ -73,9 +75,9 @@ CACHING = {
 
 @dataclass(frozen=True)
 class EarlyStop:
-    """Stop the loop once the safety net has fired ``max_safety_net_activations`` times
-    (0 = never) or an iteration's best candidate reaches ``target_accuracy`` on the
-    validation split (0 = never)."""
+    """Compile the conditional DAG; its non-zero values become the compiled configuration's
+    ``max_safety_net_activations`` / ``target_accuracy`` (the weigh step reads the rules from
+    the configuration, like ``rachel search``)."""
 
     max_safety_net_activations: int = 0
     target_accuracy: float = 0.0
@@ -148,16 +150,25 @@ def build_pipeline(
         raise ConfigError(f"iterations must be within 1..{MAX_ITERATIONS}, got {iterations!r}",
                           "unrolling more iterations makes the workflow too large for etcd")
     default_config = pipeline_config(iterations, candidates, config)
+    if early_stop is not None:  # its rules are the configuration's, as in rachel search
+        default_config = default_config.replace(
+            max_safety_net_activations=early_stop.max_safety_net_activations
+            or default_config.max_safety_net_activations,
+            target_accuracy=early_stop.target_accuracy or default_config.target_accuracy,
+        )
     default_json = json.dumps(default_config.to_json(), sort_keys=True)
-    if early_stop is None and default_config.time_budget_seconds is not None:
-        early_stop = EarlyStop()  # the planner's stop decision needs the conditional DAG
+    if early_stop is None and (
+        default_config.time_budget_seconds is not None
+        or default_config.max_safety_net_activations or default_config.target_accuracy
+    ):
+        early_stop = EarlyStop()  # a stop rule needs the conditional DAG
 
     def body(config_json: str, plan_json: str, registry: Any, promotion_margin: Any) -> None:
         split = _light(split_data(config_json=config_json), placement, "split_data")
         split.set_display_name("split-data")
         splits = split.outputs["splits"]
 
-        def iteration(it: int, controller: Any, ensemble: Any, fired: Any) -> None:
+        def iteration(it: int, controller: Any, ensemble: Any) -> None:
             state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
             gen = generate_candidates(config_json=config_json, iteration=it, plan_json=plan_json,
                                       **state)
@@ -168,12 +179,11 @@ def build_pipeline(
                                         splits=splits,
                                         checkpoint_root=dsl.PIPELINE_ROOT_PLACEHOLDER)
                 _training(train, placement).set_display_name(f"train-it{it}")
-            weigh_state = {} if it == 0 else {"ensemble_in": ensemble, "activations_before": fired}
+            weigh_state = {} if it == 0 else {"ensemble_in": ensemble}
             weigh = weigh_ensemble(
                 config_json=config_json, iteration=it, splits=splits,
                 candidates=dsl.Collected(train.outputs["model"]), plan_json=plan_json,
                 **weigh_state,
-                **(early_stop_args if early_stop else {}),
             )
             _light(weigh, placement, "weigh_ensemble").set_display_name(f"weigh-it{it}")
             update = update_controller(
@@ -183,7 +193,7 @@ def build_pipeline(
             _light(update, placement, "update_controller").set_display_name(f"update-it{it}")
             new_ensemble = weigh.outputs["ensemble_out"]
             new_controller = update.outputs["controller_out"]
-            nxt = (new_controller, new_ensemble, weigh.outputs["safety_net_activations"])
+            nxt = (new_controller, new_ensemble)
             if it + 1 == iterations:
                 evaluate(new_ensemble, new_controller)
             elif early_stop is None:
@@ -207,14 +217,7 @@ def build_pipeline(
                 _light(promote, placement, "promote_champion").set_display_name(
                     "promote-champion")
 
-        iteration(0, None, None, 0)
-
-    early_stop_args: dict[str, Any] = {}
-    if early_stop is not None:
-        early_stop_args = {
-            "max_safety_net_activations": early_stop.max_safety_net_activations,
-            "target_accuracy": early_stop.target_accuracy,
-        }
+        iteration(0, None, None)
 
     def rachel_pipeline(
         config_json: str = default_json,

@@ -41,7 +41,6 @@ def chain(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, tiny_config:
     split_data.python_func(config_json=cfg, splits=splits)
     out["splits"] = splits
     controller = ensemble = None
-    fired = 0
     for it in range(tiny_config.iterations):
         gen_out = _artifact(Artifact, root, f"controller_gen_{it}")
         state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
@@ -56,11 +55,10 @@ def chain(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, tiny_config:
             trained.append((model, metrics))
         new_ensemble = _artifact(Model, root, f"ensemble_{it}")
         weigh_metrics = _artifact(Metrics, root, f"weigh_metrics_{it}")
-        extra = {} if it == 0 else {"ensemble_in": ensemble, "activations_before": fired}
+        extra = {} if it == 0 else {"ensemble_in": ensemble}
         weighed = weigh_ensemble.python_func(
             config_json=cfg, iteration=it, splits=splits, candidates=[m for m, _ in trained],
             ensemble_out=new_ensemble, metrics=weigh_metrics, **extra)
-        fired = weighed.safety_net_activations
         new_controller = _artifact(Artifact, root, f"controller_{it}")
         update_metrics = _artifact(Metrics, root, f"update_metrics_{it}")
         update_controller.python_func(config_json=cfg, controller_in=gen_out,
@@ -138,13 +136,15 @@ def test_weigh_chains_ensemble_state_and_counts_safety_net(chain: dict) -> None:
 
 
 def test_weigh_keep_searching_false_when_target_reached(chain: dict, tmp_path: Path) -> None:
+    """The configuration's stop rule, as rachel search applies it (core/stop_rules.py)."""
     record = chain["iterations"][0]
-    weighed = weigh_ensemble.python_func(
-        config_json=json.dumps(chain["config"].to_json()), iteration=0, splits=chain["splits"],
-        candidates=[m for m, _ in record["trained"]],
-        ensemble_out=_artifact(Model, tmp_path, "ens"), metrics=_artifact(Metrics, tmp_path, "m"),
-        target_accuracy=1e-9)
-    assert weighed.keep_searching is False
+    for target, keep in ((1e-9, False), (0.0, True)):
+        weighed = weigh_ensemble.python_func(
+            config_json=json.dumps(chain["config"].replace(target_accuracy=target).to_json()),
+            iteration=0, splits=chain["splits"], candidates=[m for m, _ in record["trained"]],
+            ensemble_out=_artifact(Model, tmp_path, f"ens{target}"),
+            metrics=_artifact(Metrics, tmp_path, f"m{target}"))
+        assert weighed.keep_searching is keep
 
 
 def test_update_controller_writes_new_state(chain: dict) -> None:

@@ -306,3 +306,16 @@ def test_search_output_in_a_bucket_resumes_from_its_manifest(fashion_files, gcs_
 
     with pytest.raises(ConfigError, match="different configuration"):
         run_search(cfg.replace(seed=5), uri)
+
+
+def test_rachel_search_applies_the_pipelines_stop_rules(fashion_files, tmp_path):
+    """target_accuracy (and max_safety_net_activations) stop rachel search as they stop the
+    pipeline: the same function decides (core/stop_rules.py)."""
+    from rachel.core.search import run_search
+
+    seen = []
+    metrics = run_search(_tiny_config(fashion_files, iterations=3, target_accuracy=1e-9),
+                         tmp_path / "run", on_event=seen.append)
+    assert metrics["iterations"] == 1
+    (stop,) = [e for e in seen if e["event"] == "stop"]
+    assert stop["after_iteration"] == 0 and "target_accuracy" in stop["reason"]
