@@ -9,6 +9,7 @@ test-slow:       ## the long checks: every NAS-Bench hash, the full neighbour pr
 
 lint:            ## ruff (lint + format check) and mypy on the library
 	ruff check core components pipelines cli tests bench
+	ruff format --check core components pipelines cli tests bench
 	mypy            # the whole rachel package (core, components, pipelines, cli): see pyproject.toml
 
 compile:         ## the pipeline's IR for the cluster

@@ -34,22 +34,43 @@ def main(argv: list[str] | None = None) -> int:
         for dedupe in (True, False):
             for early in (False, True):
                 started = time.perf_counter()
-                size = len(compile_to_bytes(
-                    iterations=iterations, candidates=candidates, dedupe=dedupe, max_bytes=None,
-                    early_stop=EarlyStop(3, 0.95) if early else None))
-                rows.append({"iterations": iterations, "candidates": candidates,
-                             "deduplicated": dedupe, "early_stop": early, "bytes": size,
-                             "share_of_etcd_limit": size / ETCD_OBJECT_LIMIT,
-                             "compile_seconds": time.perf_counter() - started})
-    print(f"{'shape':>6} {'dedup':>6} {'early stop':>10} {'bytes':>11} {'% of 1.5 MiB':>12} "
-          f"{'compile s':>9}")
+                size = len(
+                    compile_to_bytes(
+                        iterations=iterations,
+                        candidates=candidates,
+                        dedupe=dedupe,
+                        max_bytes=None,
+                        early_stop=EarlyStop(3, 0.95) if early else None,
+                    )
+                )
+                rows.append(
+                    {
+                        "iterations": iterations,
+                        "candidates": candidates,
+                        "deduplicated": dedupe,
+                        "early_stop": early,
+                        "bytes": size,
+                        "share_of_etcd_limit": size / ETCD_OBJECT_LIMIT,
+                        "compile_seconds": time.perf_counter() - started,
+                    }
+                )
+    print(
+        f"{'shape':>6} {'dedup':>6} {'early stop':>10} {'bytes':>11} {'% of 1.5 MiB':>12} "
+        f"{'compile s':>9}"
+    )
     for r in rows:
-        print(f"{r['iterations']:>3}x{r['candidates']:<2} {str(r['deduplicated']):>6} "
-              f"{str(r['early_stop']):>10} {r['bytes']:>11,} "
-              f"{100 * r['share_of_etcd_limit']:>11.1f}% {r['compile_seconds']:>9.1f}")
+        print(
+            f"{r['iterations']:>3}x{r['candidates']:<2} {str(r['deduplicated']):>6} "
+            f"{str(r['early_stop']):>10} {r['bytes']:>11,} "
+            f"{100 * r['share_of_etcd_limit']:>11.1f}% {r['compile_seconds']:>9.1f}"
+        )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps({"benchmark": "compile_size", "rows": rows,
-                                             "etcd_limit_bytes": ETCD_OBJECT_LIMIT}, indent=2))
+    Path(args.output).write_text(
+        json.dumps(
+            {"benchmark": "compile_size", "rows": rows, "etcd_limit_bytes": ETCD_OBJECT_LIMIT},
+            indent=2,
+        )
+    )
     print(f"-> {args.output}")
     return 0
 

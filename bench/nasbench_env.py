@@ -125,8 +125,9 @@ def phase_steps(args: argparse.Namespace) -> dict:
     out: dict = {}
     for mode in ("tabular", "real_subset"):
         for b in (1, 8, 32, 64):
-            env = NasBenchVectorEnv(index, acc[mode], num_envs=b, max_neighbours=50,
-                                    mode=mode, seed=1)
+            env = NasBenchVectorEnv(
+                index, acc[mode], num_envs=b, max_neighbours=50, mode=mode, seed=1
+            )
             rng = np.random.default_rng(1)
             obs, _ = env.reset()
             for _ in range(20):
@@ -182,36 +183,55 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    argv = ["--table", args.table, "--cache", args.cache, "--workers", str(args.workers),
-            "--env-steps", str(args.env_steps)]
-    result: dict = {"machine": platform.platform(), "cpu_count": os.cpu_count(),
-                    "load_average_1min_at_start": os.getloadavg()[0]}
+    argv = [
+        "--table",
+        args.table,
+        "--cache",
+        args.cache,
+        "--workers",
+        str(args.workers),
+        "--env-steps",
+        str(args.env_steps),
+    ]
+    result: dict = {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_start": os.getloadavg()[0],
+    }
     if not args.skip_build or not os.path.exists(args.cache):
         result["build"] = run_phase("build", argv)
         b = result["build"]
-        print(f"build: {b['seconds']:.1f} s with {b['workers']} workers, "
-              f"{b['cells']:,} cells, {b['candidates']:,} candidates, "
-              f"{b['neighbour_edges']:,} neighbour entries, outside {b['outside']}, "
-              f"mean degree {b['degree_mean']:.2f} (max {b['degree_max']}), "
-              f"peak RSS main {b['peak_rss_mib_main']:.0f} MiB, "
-              f"worker {b['peak_rss_mib_largest_worker']:.0f} MiB, "
-              f"cache {b['cache_bytes'] / MIB:.1f} MiB")
+        print(
+            f"build: {b['seconds']:.1f} s with {b['workers']} workers, "
+            f"{b['cells']:,} cells, {b['candidates']:,} candidates, "
+            f"{b['neighbour_edges']:,} neighbour entries, outside {b['outside']}, "
+            f"mean degree {b['degree_mean']:.2f} (max {b['degree_max']}), "
+            f"peak RSS main {b['peak_rss_mib_main']:.0f} MiB, "
+            f"worker {b['peak_rss_mib_largest_worker']:.0f} MiB, "
+            f"cache {b['cache_bytes'] / MIB:.1f} MiB"
+        )
     result["load"] = run_phase("load", argv)
     ld = result["load"]
-    print(f"load: index {ld['seconds_load_index']:.2f} s, peak RSS after load "
-          f"{ld['peak_rss_mib_after_load']:.0f} MiB, with two 64-env envs "
-          f"{ld['peak_rss_mib_with_two_envs']:.0f} MiB (limit 1024)")
+    print(
+        f"load: index {ld['seconds_load_index']:.2f} s, peak RSS after load "
+        f"{ld['peak_rss_mib_after_load']:.0f} MiB, with two 64-env envs "
+        f"{ld['peak_rss_mib_with_two_envs']:.0f} MiB (limit 1024)"
+    )
     result["steps"] = run_phase("steps", argv)
     print(f"{'mode':<14}{'envs':>6}{'env-steps/s':>14}{'incl. policy':>14}")
     for row in result["steps"].values():
         if isinstance(row, dict):
-            print(f"{row['mode']:<14}{row['num_envs']:>6}{row['env_steps_per_s']:>14,.0f}"
-                  f"{row['env_steps_per_s_with_action_choice']:>14,.0f}")
+            print(
+                f"{row['mode']:<14}{row['num_envs']:>6}{row['env_steps_per_s']:>14,.0f}"
+                f"{row['env_steps_per_s_with_action_choice']:>14,.0f}"
+            )
     from rachel.core import storage
 
     result["load_average_1min_at_end"] = os.getloadavg()[0]
-    print(f"load average {result['load_average_1min_at_start']:.2f} -> "
-          f"{result['load_average_1min_at_end']:.2f} on {os.cpu_count()} cores")
+    print(
+        f"load average {result['load_average_1min_at_start']:.2f} -> "
+        f"{result['load_average_1min_at_end']:.2f} on {os.cpu_count()} cores"
+    )
     storage.write_json(args.output, result)
     print(f"wrote {args.output}")
 

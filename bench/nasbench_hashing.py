@@ -84,14 +84,15 @@ def main() -> None:
     step = max(1, n_rows // 40)
     for k, lo in enumerate(range(0, n_rows, step)):
         sl = slice(lo, lo + step)
-        for which in (("md5", "b2") if k % 2 == 0 else ("b2", "md5")):
+        for which in ("md5", "b2") if k % 2 == 0 else ("b2", "md5"):
             t = time.perf_counter()
             if which == "md5":
                 md5.extend(hash_module(m, lab) for m, lab in zip(mats[sl], labs[sl], strict=True))
                 t_md5 += time.perf_counter() - t
             else:
-                b2.extend(hash_module_blake2s(m, lab)
-                          for m, lab in zip(mats[sl], labs[sl], strict=True))
+                b2.extend(
+                    hash_module_blake2s(m, lab) for m, lab in zip(mats[sl], labs[sl], strict=True)
+                )
                 t_b2 += time.perf_counter() - t
     prim = _primitive_timing()
     t = time.perf_counter()
@@ -120,20 +121,24 @@ def main() -> None:
         ("fp64 vectorised", t_fp, distinct["fp64"], same["fp64"]),
     ]
     print(f"cells: {n_rows:,}   md5 == table module_hash: {md5_ok:,}/{n_rows:,}")
-    print(f"{'fingerprint':<20}{'seconds':>10}{'us/cell':>10}{'distinct':>12}"
-          f"{'perm. same':>14}")
+    print(f"{'fingerprint':<20}{'seconds':>10}{'us/cell':>10}{'distinct':>12}{'perm. same':>14}")
     for name, sec, dist, sm in rows:
-        print(f"{name:<20}{sec:>10.2f}{1e6 * sec / n_rows:>10.2f}{dist:>12,}"
-              f"{sm:>8,}/{len(sample):,}")
+        print(
+            f"{name:<20}{sec:>10.2f}{1e6 * sec / n_rows:>10.2f}{dist:>12,}{sm:>8,}/{len(sample):,}"
+        )
     print(f"blake2s / md5 time ratio: {t_b2 / t_md5:.3f}   md5 / fp64: {t_md5 / t_fp:.1f}x")
-    print(f"hashlib on 100 bytes: md5 {prim['md5']:.3f} us, blake2s {prim['blake2s']:.3f} us; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"hashlib on 100 bytes: md5 {prim['md5']:.3f} us, blake2s {prim['blake2s']:.3f} us; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
     result = {
         "cells": n_rows,
         "md5_matches_table": md5_ok,
         "seconds": {"md5": t_md5, "blake2s": t_b2, "fp64": t_fp},
         "distinct": distinct,
-        "same_partition_as_md5": distinct["blake2s"] == distinct["md5"] == distinct["fp64"]
+        "same_partition_as_md5": distinct["blake2s"]
+        == distinct["md5"]
+        == distinct["fp64"]
         == n_rows,
         "permuted_sample": len(sample),
         "permuted_same_hash": same,

@@ -59,12 +59,19 @@ def _maxrss_bytes() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=DEFAULT_TABLE)
-    parser.add_argument("--convert-rows", type=int, default=20_268,
-                        help="real cells to write as tfrecord (all their runs)")
-    parser.add_argument("--full-scale", action="store_true",
-                        help="convert all 423,624 cells x 3 runs (1.27M records, the size of "
-                             "nasbench_only108.tfrecord); cells without real metrics get "
-                             "synthetic values (timing/memory only)")
+    parser.add_argument(
+        "--convert-rows",
+        type=int,
+        default=20_268,
+        help="real cells to write as tfrecord (all their runs)",
+    )
+    parser.add_argument(
+        "--full-scale",
+        action="store_true",
+        help="convert all 423,624 cells x 3 runs (1.27M records, the size of "
+        "nasbench_only108.tfrecord); cells without real metrics get "
+        "synthetic values (timing/memory only)",
+    )
     parser.add_argument("--output", default=str(REPO / "bench" / "results" / "nasbench_load.json"))
     args = parser.parse_args(argv)
 
@@ -112,26 +119,52 @@ def main(argv: list[str] | None = None) -> int:
         rows = np.arange(len(bench))
     else:
         rows = np.flatnonzero(~np.isnan(bench.val_mean))[: args.convert_rows]
-    t = bench.table.select(["module_hash", "num_vertices", "adjacency", "operations",
-                            "trainable_parameters", "val_accuracy", "test_accuracy",
-                            "training_time"]).take(pa.array(rows)).to_pydict()
+    t = (
+        bench.table.select(
+            [
+                "module_hash",
+                "num_vertices",
+                "adjacency",
+                "operations",
+                "trainable_parameters",
+                "val_accuracy",
+                "test_accuracy",
+                "training_time",
+            ]
+        )
+        .take(pa.array(rows))
+        .to_pydict()
+    )
     synth = np.random.default_rng(0)
 
     def records():
         for i in range(len(rows)):
             n = t["num_vertices"][i]
-            adj = (np.frombuffer(t["adjacency"][i].encode(), dtype=np.uint8).reshape(7, 7)
-                   - ord("0"))[:n, :n]
-            runs = list(zip(t["val_accuracy"][i] or [], t["test_accuracy"][i] or [],
-                            t["training_time"][i] or [], strict=True))
+            adj = (
+                np.frombuffer(t["adjacency"][i].encode(), dtype=np.uint8).reshape(7, 7) - ord("0")
+            )[:n, :n]
+            runs = list(
+                zip(
+                    t["val_accuracy"][i] or [],
+                    t["test_accuracy"][i] or [],
+                    t["training_time"][i] or [],
+                    strict=True,
+                )
+            )
             if not runs:  # --full-scale only: SYNTHETIC metrics, for timing and memory
                 runs = [(float(v), None, 1500.0) for v in synth.uniform(0.8, 0.95, size=3)]
             for val, test, ttime in runs:
-                m = tfr.ModelMetrics((tfr.EvaluationData(0.0), tfr.EvaluationData(54.0),
-                                      tfr.EvaluationData(108.0, ttime, None, val, test)),
-                                     t["trainable_parameters"][i])
-                yield tfr.NasBenchRecord(t["module_hash"][i], 108, adj,
-                                         tuple(t["operations"][i]), m)
+                m = tfr.ModelMetrics(
+                    (
+                        tfr.EvaluationData(0.0),
+                        tfr.EvaluationData(54.0),
+                        tfr.EvaluationData(108.0, ttime, None, val, test),
+                    ),
+                    t["trainable_parameters"][i],
+                )
+                yield tfr.NasBenchRecord(
+                    t["module_hash"][i], 108, adj, tuple(t["operations"][i]), m
+                )
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "bench.tfrecord"), Path(tmp, "bench.parquet")
@@ -139,14 +172,21 @@ def main(argv: list[str] | None = None) -> int:
         n_written = tfr.write_records(src, records())
         write_s = time.perf_counter() - t1
         tf_bytes = src.stat().st_size
-        code = ("import json, sys; from rachel.core.nasbench.table import "
-                "convert_tfrecord_to_parquet as c; s = c(sys.argv[1], sys.argv[2]); "
-                "print(json.dumps([s.records, s.cells, s.seconds]))")
-        out = subprocess.run([sys.executable, "-c", code, str(src), str(dst)], check=True,
-                             capture_output=True, text=True)
+        code = (
+            "import json, sys; from rachel.core.nasbench.table import "
+            "convert_tfrecord_to_parquet as c; s = c(sys.argv[1], sys.argv[2]); "
+            "print(json.dumps([s.records, s.cells, s.seconds]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(src), str(dst)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         n_records, n_cells, convert_s = json.loads(out.stdout.strip().splitlines()[-1])
         child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (
-            1 if sys.platform == "darwin" else 1024)
+            1 if sys.platform == "darwin" else 1024
+        )
         pq_bytes = dst.stat().st_size
     assert n_records == n_written
     per_record = convert_s / n_records
@@ -167,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         "hash_iterator_seconds": iter_s,
         "hash_iterator_count": n_hashes,
         "convert_full_scale": bool(args.full_scale),
-        "convert_metrics": ("real rows; cells without real metrics get SYNTHETIC metrics"
-                            if args.full_scale else "real rows only"),
+        "convert_metrics": (
+            "real rows; cells without real metrics get SYNTHETIC metrics"
+            if args.full_scale
+            else "real rows only"
+        ),
         "convert_records": n_records,
         "convert_cells": n_cells,
         "convert_child_peak_rss_bytes": child_rss,
@@ -184,20 +227,28 @@ def main(argv: list[str] | None = None) -> int:
     mib = 1 << 20
     rows = [
         ("load table + API + estimators", f"{load_s:.2f} s ({len(bench):,} rows)"),
-        ("peak RSS (ru_maxrss, imports + load)", f"{maxrss / mib:.0f} MiB  (< 1 GiB: "
-                                                f"{result['under_1_gib']})"),
+        (
+            "peak RSS (ru_maxrss, imports + load)",
+            f"{maxrss / mib:.0f} MiB  (< 1 GiB: {result['under_1_gib']})",
+        ),
         ("RSS growth from loading", f"{(rss_after - rss_before) / mib:.0f} MiB"),
         ("tracemalloc peak (Python objects)", f"{py_peak / mib:.1f} MiB"),
         ("Arrow pool", f"{arrow_bytes / mib:.1f} MiB"),
         ("100k hash look-ups", f"{1000 * lookup_s:.1f} ms"),
-        ("tfrecord write", f"{n_records:,} records ({n_cells:,} cells), "
-                           f"{tf_bytes / mib:.1f} MiB, {write_s:.2f} s"),
-        ("tfrecord -> parquet",
-         f"{convert_s:.2f} s ({result['convert_records_per_second']:,.0f} records/s), "
-         f"parquet {pq_bytes / mib:.2f} MiB"),
+        (
+            "tfrecord write",
+            f"{n_records:,} records ({n_cells:,} cells), {tf_bytes / mib:.1f} MiB, {write_s:.2f} s",
+        ),
+        (
+            "tfrecord -> parquet",
+            f"{convert_s:.2f} s ({result['convert_records_per_second']:,.0f} records/s), "
+            f"parquet {pq_bytes / mib:.2f} MiB",
+        ),
         ("conversion peak RSS (child process)", f"{child_rss / mib:.0f} MiB"),
-        ("extrapolated: only108 (1.27M records)",
-         f"{result['extrapolated_only108_convert_seconds']:.0f} s"),
+        (
+            "extrapolated: only108 (1.27M records)",
+            f"{result['extrapolated_only108_convert_seconds']:.0f} s",
+        ),
     ]
     print_key_values(rows, "measure")
     storage.write_json(args.output, result)

@@ -32,15 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=DEFAULT_TABLE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--n-jobs", type=int, default=1,
-                        help="XGBoost threads (1 = deterministic and robust on shared CPUs)")
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="XGBoost threads (1 = deterministic and robust on shared CPUs)",
+    )
     parser.add_argument("--max-cells", type=int, default=None)
     parser.add_argument("--models", type=int, default=1, help="models in the ensemble")
-    parser.add_argument("--penalty", type=float, default=0.0,
-                        help="score = ensemble mean - penalty x ensemble std")
+    parser.add_argument(
+        "--penalty", type=float, default=0.0, help="score = ensemble mean - penalty x ensemble std"
+    )
     parser.add_argument("--model", default=None, help="also save the fitted model here")
-    parser.add_argument("--output", default=str(REPO / "bench" / "results"
-                                                / "nasbench_surrogate.json"))
+    parser.add_argument(
+        "--output", default=str(REPO / "bench" / "results" / "nasbench_surrogate.json")
+    )
     args = parser.parse_args(argv)
 
     from rachel.core import storage
@@ -51,9 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     bench = BenchTable.load(args.table)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    model, report = evaluate_surrogate(bench, test_fraction=args.test_fraction, seed=args.seed,
-                                       max_cells=args.max_cells, n_jobs=args.n_jobs,
-                                       n_models=args.models, penalty=args.penalty)
+    model, report = evaluate_surrogate(
+        bench,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        max_cells=args.max_cells,
+        n_jobs=args.n_jobs,
+        n_models=args.models,
+        penalty=args.penalty,
+    )
     total_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     full = model.accuracy_array(bench.hashes)
@@ -90,21 +102,30 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
     }
-    rows = [
-        ("split", report.split),
-        ("train / test cells", f"{report.n_train} / {report.n_test}"),
-        ("Kendall tau (held-out)", f"{report.kendall_tau:.4f}"),
-        ("Spearman rho (held-out)", f"{report.spearman_rho:.4f}"),
-        ("RMSE (held-out)", f"{report.rmse:.5f}  ({100 * report.rmse:.2f} accuracy points)"),
-        ("RMSE constant predictor", f"{report.rmse_constant:.5f}"),
-        ("median |error| (held-out)", f"{report.median_abs_error:.5f}"),
-        ("fit time", f"{report.fit_seconds:.2f} s  (n_jobs={args.n_jobs})"),
-        ("predict all 423,624 cells", f"{predict_all_s:.2f} s"),
-        ("max prediction over all cells", f"{full.max():.4f} (bounds {model.bounds})"),
-    ] + [(f"top-{k}: true mean of predicted / oracle", f"{v['true_mean_of_predicted_top']:.4f}"
-          f" / {v['oracle_mean_of_top']:.4f} (best {v['true_best_of_predicted_top']:.4f} / "
-          f"{v['oracle_best']:.4f})") for k, v in report.top_k.items()
-         ] + [(f"ensemble {k}", f"{v:.4f}") for k, v in report.disagreement.items()]
+    rows = (
+        [
+            ("split", report.split),
+            ("train / test cells", f"{report.n_train} / {report.n_test}"),
+            ("Kendall tau (held-out)", f"{report.kendall_tau:.4f}"),
+            ("Spearman rho (held-out)", f"{report.spearman_rho:.4f}"),
+            ("RMSE (held-out)", f"{report.rmse:.5f}  ({100 * report.rmse:.2f} accuracy points)"),
+            ("RMSE constant predictor", f"{report.rmse_constant:.5f}"),
+            ("median |error| (held-out)", f"{report.median_abs_error:.5f}"),
+            ("fit time", f"{report.fit_seconds:.2f} s  (n_jobs={args.n_jobs})"),
+            ("predict all 423,624 cells", f"{predict_all_s:.2f} s"),
+            ("max prediction over all cells", f"{full.max():.4f} (bounds {model.bounds})"),
+        ]
+        + [
+            (
+                f"top-{k}: true mean of predicted / oracle",
+                f"{v['true_mean_of_predicted_top']:.4f}"
+                f" / {v['oracle_mean_of_top']:.4f} (best {v['true_best_of_predicted_top']:.4f} / "
+                f"{v['oracle_best']:.4f})",
+            )
+            for k, v in report.top_k.items()
+        ]
+        + [(f"ensemble {k}", f"{v:.4f}") for k, v in report.disagreement.items()]
+    )
     print_key_values(rows, "metric")
     storage.write_json(args.output, result)
     print(f"wrote {args.output}")

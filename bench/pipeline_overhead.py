@@ -29,9 +29,30 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--train-size", "1500", "--val-size", "200", "--test-size", "300", "--epochs", "3",
-        "--max-width", "32", "--max-new-layers", "1", "--iterations", "2", "--candidates", "2",
-        "--set", "ensemble_epochs=2", "--set", "final_ensemble_epochs=5", "--time-budget", "0"]
+TINY = [
+    "--train-size",
+    "1500",
+    "--val-size",
+    "200",
+    "--test-size",
+    "300",
+    "--epochs",
+    "3",
+    "--max-width",
+    "32",
+    "--max-new-layers",
+    "1",
+    "--iterations",
+    "2",
+    "--candidates",
+    "2",
+    "--set",
+    "ensemble_epochs=2",
+    "--set",
+    "final_ensemble_epochs=5",
+    "--time-budget",
+    "0",
+]
 
 
 def _data_env(tmp: Path) -> dict[str, str]:
@@ -47,8 +68,13 @@ def _data_env(tmp: Path) -> dict[str, str]:
 
 def _timed(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "rachel.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "rachel.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-2000:] + done.stderr[-2000:])
@@ -63,8 +89,9 @@ def _timed(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=str(REPO / "bench" / "results"
-                                                / "pipeline_overhead.json"))
+    parser.add_argument(
+        "--output", default=str(REPO / "bench" / "results" / "pipeline_overhead.json")
+    )
     parser.add_argument("--repeats", type=int, default=1)
     args, config_args = parser.parse_known_args(argv)
     config_args = config_args or TINY
@@ -73,26 +100,40 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         env = _data_env(tmp)
         for r in range(args.repeats):
-            search_s, search_m = _timed(["search", "--quiet", "--output", str(tmp / f"s{r}"),
-                                         *config_args], env)
+            search_s, search_m = _timed(
+                ["search", "--quiet", "--output", str(tmp / f"s{r}"), *config_args], env
+            )
             run_s, run_m = _timed(["run", "--output", str(tmp / f"p{r}"), *config_args], env)
-            rows.append({"repeat": r, "search_seconds": search_s, "run_seconds": run_s,
-                         "ratio": run_s / search_s,
-                         "search_test_accuracy": search_m["test_accuracy"],
-                         "run_test_accuracy": run_m["test_accuracy"]})
-    print(f"{'repeat':>6} {'rachel search s':>16} {'rachel run s':>13} {'ratio':>6} "
-          f"{'acc search':>10} {'acc run':>8}")
+            rows.append(
+                {
+                    "repeat": r,
+                    "search_seconds": search_s,
+                    "run_seconds": run_s,
+                    "ratio": run_s / search_s,
+                    "search_test_accuracy": search_m["test_accuracy"],
+                    "run_test_accuracy": run_m["test_accuracy"],
+                }
+            )
+    print(
+        f"{'repeat':>6} {'rachel search s':>16} {'rachel run s':>13} {'ratio':>6} "
+        f"{'acc search':>10} {'acc run':>8}"
+    )
     for row in rows:
-        print(f"{row['repeat']:>6} {row['search_seconds']:>16.1f} {row['run_seconds']:>13.1f} "
-              f"{row['ratio']:>6.2f} {row['search_test_accuracy']:>10.4f} "
-              f"{row['run_test_accuracy']:>8.4f}")
+        print(
+            f"{row['repeat']:>6} {row['search_seconds']:>16.1f} {row['run_seconds']:>13.1f} "
+            f"{row['ratio']:>6.2f} {row['search_test_accuracy']:>10.4f} "
+            f"{row['run_test_accuracy']:>8.4f}"
+        )
     result = {
         "benchmark": "pipeline_overhead",
         "config_args": config_args,
         "rows": rows,
         "ratio": rows[-1]["ratio"],
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2))

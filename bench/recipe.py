@@ -24,8 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BASE = dict(
-    epochs=4, batch_size=128, learning_rate=2e-3, patience=3, augmentation="none",
-    head="flatten", pool_first=True,
+    epochs=4,
+    batch_size=128,
+    learning_rate=2e-3,
+    patience=3,
+    augmentation="none",
+    head="flatten",
+    pool_first=True,
 )
 VARIANTS = {
     "base": {},
@@ -43,8 +48,9 @@ def main() -> int:
     from resumable import ResultsFile
     from table import print_key_values
 
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data-dir", default="../shared/data/fashion-mnist")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--spec", default="conv32,conv64", help="comma list of conv<W> / res<W>")
@@ -62,38 +68,53 @@ def main() -> int:
     from rachel.core.training import TrainingSettings, train_candidate_model
 
     layers = tuple(
-        Layer(BlockType.RESIDUAL if t.startswith("res") else BlockType.STANDARD,
-              int(t.lstrip("convres")))
+        Layer(
+            BlockType.RESIDUAL if t.startswith("res") else BlockType.STANDARD,
+            int(t.lstrip("convres")),
+        )
         for t in args.spec.split(",")
     )
     spec = ArchitectureSpec(layers)
     splits = load_dataset("fashion_mnist", data_dir=args.data_dir, seed=args.seed)
-    results = ResultsFile(args.output, {"base": BASE, "spec": spec.describe(),
-                                        "train": len(splits.y_train)})
+    results = ResultsFile(
+        args.output, {"base": BASE, "spec": spec.describe(), "train": len(splits.y_train)}
+    )
     options = devices.resolve("off", "off", "off")
     for name in args.variants.split(","):
         key = f"{name}|{spec.describe()}|seed{args.seed}|threads{args.threads}"
         if results.has(key):
             continue
-        settings = TrainingSettings(**{**BASE, **VARIANTS[name]}, seed=args.seed,
-                                    threads=args.threads)
+        settings = TrainingSettings(
+            **{**BASE, **VARIANTS[name]}, seed=args.seed, threads=args.threads
+        )
         started = time.perf_counter()
         result = train_candidate_model(spec, splits, settings, options)
         probs = result.model.predict(normalise(splits.x_test), batch_size=512, verbose=0)
         test_acc = float((np.argmax(probs, -1) == splits.y_test).mean())
         m = result.metrics
-        results.add(key, {
-            "variant": name, "settings": dataclasses.asdict(settings),
-            "test_accuracy": test_acc, "val_accuracy": m["val_accuracy"],
-            "train_accuracy": m["train_accuracy"], "epochs_run": m["epochs_run"],
-            "images_per_second": m["images_per_second"],
-            "wall_seconds": time.perf_counter() - started,
-        })
+        results.add(
+            key,
+            {
+                "variant": name,
+                "settings": dataclasses.asdict(settings),
+                "test_accuracy": test_acc,
+                "val_accuracy": m["val_accuracy"],
+                "train_accuracy": m["train_accuracy"],
+                "epochs_run": m["epochs_run"],
+                "images_per_second": m["images_per_second"],
+                "wall_seconds": time.perf_counter() - started,
+            },
+        )
         print(f"{name}: test {test_acc:.4f}  {m['images_per_second']:.0f} img/s", flush=True)
-    rows = [(r["variant"], f"test {r['test_accuracy']:.4f}  val {r['val_accuracy']:.4f}  "
-             f"train {r['train_accuracy']:.4f}  {r['images_per_second']:.0f} img/s  "
-             f"{r['wall_seconds']:.0f} s")
-            for r in results.runs]
+    rows = [
+        (
+            r["variant"],
+            f"test {r['test_accuracy']:.4f}  val {r['val_accuracy']:.4f}  "
+            f"train {r['train_accuracy']:.4f}  {r['images_per_second']:.0f} img/s  "
+            f"{r['wall_seconds']:.0f} s",
+        )
+        for r in results.runs
+    ]
     print_key_values(rows, header="variant")
     print(f"wrote {args.output}")
     return 0

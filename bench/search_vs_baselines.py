@@ -49,8 +49,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 PRESETS = {120: "smoke", 600: "small", 1800: "medium"}
-METHODS = ("rachel", "rachel_random", "rachel_single", "convnet", "random_search", "hyperband",
-           "autokeras")
+METHODS = (
+    "rachel",
+    "rachel_random",
+    "rachel_single",
+    "convnet",
+    "random_search",
+    "hyperband",
+    "autokeras",
+)
 
 
 # ------------------------------------------------------------------ worker side
@@ -63,8 +70,13 @@ def _splits(args):
 def _config(args, **overrides):
     from rachel.core.config import budget_config
 
-    return budget_config(PRESETS[args.budget], seed=args.seed, data_dir=args.data_dir,
-                         time_budget_seconds=float(args.budget), **overrides)
+    return budget_config(
+        PRESETS[args.budget],
+        seed=args.seed,
+        data_dir=args.data_dir,
+        time_budget_seconds=float(args.budget),
+        **overrides,
+    )
 
 
 def run_rachel(args, started, **overrides):
@@ -72,9 +84,12 @@ def run_rachel(args, started, **overrides):
 
     with tempfile.TemporaryDirectory() as out:
         metrics = run_search(_config(args, **overrides), out)
-    return {"test_accuracy": metrics["test_accuracy"],
-            "models_trained": metrics["candidates_trained"],
-            "members": len(metrics["members"]), "iterations": metrics["iterations"]}
+    return {
+        "test_accuracy": metrics["test_accuracy"],
+        "models_trained": metrics["candidates_trained"],
+        "members": len(metrics["members"]),
+        "iterations": metrics["iterations"],
+    }
 
 
 def run_convnet(args, started):
@@ -85,12 +100,18 @@ def run_convnet(args, started):
 
     splits = _splits(args)
     keras.utils.set_random_seed(args.seed)
-    model = keras.Sequential([
-        keras.Input(splits.input_shape), keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(), keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dropout(0.5),
-        keras.layers.Dense(splits.num_classes, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(splits.input_shape),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(splits.num_classes, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     x, y = normalise(splits.x_train), splits.y_train
     epochs, epoch_seconds = 0, 0.0
@@ -102,8 +123,11 @@ def run_convnet(args, started):
         if time.time() - started + epoch_seconds + 5 > args.budget:
             break
     probs = model.predict(normalise(splits.x_test), batch_size=512, verbose=0)
-    return {"test_accuracy": float((np.argmax(probs, -1) == splits.y_test).mean()),
-            "models_trained": 1, "epochs": epochs}
+    return {
+        "test_accuracy": float((np.argmax(probs, -1) == splits.y_test).mean()),
+        "models_trained": 1,
+        "epochs": epochs,
+    }
 
 
 def run_tuner(args, started, kind):
@@ -126,12 +150,19 @@ def run_tuner(args, started, kind):
         def build(self, hp):
             depth = hp.Int("depth", 1, max_depth)
             layers = tuple(
-                Layer(BlockType(hp.Int(f"block_{i}", 0, 1)),
-                      hp.Int(f"width_{i}", 16, config.max_width))
+                Layer(
+                    BlockType(hp.Int(f"block_{i}", 0, 1)),
+                    hp.Int(f"width_{i}", 16, config.max_width),
+                )
                 for i in range(depth)
             )
-            return decode(ArchitectureSpec(layers), tuple(splits.input_shape),
-                          splits.num_classes, head=config.head, pool_first=config.pool_first)
+            return decode(
+                ArchitectureSpec(layers),
+                tuple(splits.input_shape),
+                splits.num_classes,
+                head=config.head,
+                pool_first=config.pool_first,
+            )
 
         def fit(self, hp, model, *fit_args, **kwargs):
             # The trial gets what is left of the budget as its time limit: the trainer then
@@ -142,11 +173,11 @@ def run_tuner(args, started, kind):
             epochs = kwargs.get("epochs", config.epochs) - kwargs.get("initial_epoch", 0)
             settings = dataclasses.replace(
                 steps.training_settings(config, args.seed),
-                epochs=max(1, epochs), threads=None,  # one process
+                epochs=max(1, epochs),
+                threads=None,  # one process
                 time_limit=max(1.0, left),
             )
-            settings, _ = probe_schedule(lambda: keras.models.clone_model(model), splits,
-                                         settings)
+            settings, _ = probe_schedule(lambda: keras.models.clone_model(model), splits, settings)
             _, metrics = fit_model(model, splits, settings)
             for callback in kwargs.get("callbacks", []):
                 if hasattr(callback, "filepath"):  # keras-tuner's SaveBestEpoch
@@ -155,20 +186,28 @@ def run_tuner(args, started, kind):
                 best.update(val_loss=metrics["val_loss"], model=model)
             return metrics["val_loss"]
 
-    common = dict(objective="val_loss", directory=tempfile.mkdtemp(), project_name=kind,
-                  seed=args.seed, overwrite=True)
+    common = dict(
+        objective="val_loss",
+        directory=tempfile.mkdtemp(),
+        project_name=kind,
+        seed=args.seed,
+        overwrite=True,
+    )
     if kind == "random_search":
         tuner = kt.RandomSearch(BlockSpace(), max_trials=10_000, **common)
     else:
-        tuner = kt.Hyperband(BlockSpace(), max_epochs=config.epochs, factor=3,
-                             hyperband_iterations=100, **common)
+        tuner = kt.Hyperband(
+            BlockSpace(), max_epochs=config.epochs, factor=3, hyperband_iterations=100, **common
+        )
     _limit_trials(tuner, started, args.budget)
     keras.utils.set_random_seed(args.seed)
     tuner.search(verbose=0)
     probs = best["model"].predict(normalise(splits.x_test), batch_size=512, verbose=0)
     trials = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
-    return {"test_accuracy": float((np.argmax(probs, -1) == splits.y_test).mean()),
-            "models_trained": len(trials)}
+    return {
+        "test_accuracy": float((np.argmax(probs, -1) == splits.y_test).mean()),
+        "models_trained": len(trials),
+    }
 
 
 def _limit_trials(tuner, started, budget):
@@ -211,17 +250,27 @@ def run_autokeras(args, started):
         return original_build(self, hp, inputs)
 
     heads.ClassificationHead.build = build
-    clf = ak.ImageClassifier(num_classes=int(splits.num_classes), max_trials=100,
-                             overwrite=True, seed=args.seed, directory=tempfile.mkdtemp())
+    clf = ak.ImageClassifier(
+        num_classes=int(splits.num_classes),
+        max_trials=100,
+        overwrite=True,
+        seed=args.seed,
+        directory=tempfile.mkdtemp(),
+    )
     _limit_trials(clf.tuner, started, args.budget)
-    clf.fit(splits.x_train, splits.y_train, validation_data=(splits.x_val, splits.y_val),
-            epochs=10, callbacks=[Deadline()], verbose=0)
+    clf.fit(
+        splits.x_train,
+        splits.y_train,
+        validation_data=(splits.x_val, splits.y_val),
+        epochs=10,
+        callbacks=[Deadline()],
+        verbose=0,
+    )
     probs = clf.predict(splits.x_test, verbose=0)
     pred = np.asarray(probs).reshape(len(splits.y_test), -1)
     pred = pred.argmax(-1) if pred.shape[1] > 1 else pred[:, 0].astype(int)
     trials = [t for t in clf.tuner.oracle.trials.values() if t.status == "COMPLETED"]
-    return {"test_accuracy": float((pred == splits.y_test).mean()),
-            "models_trained": len(trials)}
+    return {"test_accuracy": float((pred == splits.y_test).mean()), "models_trained": len(trials)}
 
 
 def worker(args) -> None:
@@ -252,8 +301,18 @@ def _tree_rss(pid: int) -> int:
 
 
 def run_one(method: str, budget: int, seed: int, data_dir: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", method, "--budget", str(budget),
-           "--seed", str(seed), "--data-dir", data_dir]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--budget",
+        str(budget),
+        "--seed",
+        str(seed),
+        "--data-dir",
+        data_dir,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
     done = threading.Event()
@@ -269,8 +328,11 @@ def run_one(method: str, budget: int, seed: int, data_dir: str) -> dict:
     sampler.join()
     lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}",
-                "stderr_tail": err[-2000:], "peak_rss_mib": peak[0] / 2**20}
+        return {
+            "error": err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}",
+            "stderr_tail": err[-2000:],
+            "peak_rss_mib": peak[0] / 2**20,
+        }
     return {**json.loads(lines[-1][7:]), "peak_rss_mib": peak[0] / 2**20}
 
 
@@ -291,12 +353,19 @@ def summarise(runs: list[dict]) -> None:
                 continue
             acc = np.array([r["test_accuracy"] for r in sel])
             over = sum(r["wall_seconds"] > 1.05 * budget for r in sel)
-            rows.append((method, (
-                f"{acc.mean():.4f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.4f} "
-                f"(n={len(acc)}), models {np.mean([r['models_trained'] for r in sel]):.1f}, "
-                f"wall {np.mean([r['wall_seconds'] for r in sel]):.0f} s, "
-                f"peak {max(r['peak_rss_mib'] for r in sel):.0f} MiB"
-                + (f", {over} run(s) OVER BUDGET" if over else ""))))
+            rows.append(
+                (
+                    method,
+                    (
+                        f"{acc.mean():.4f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.4f} "
+                        f"(n={len(acc)}), "
+                        f"models {np.mean([r['models_trained'] for r in sel]):.1f}, "
+                        f"wall {np.mean([r['wall_seconds'] for r in sel]):.0f} s, "
+                        f"peak {max(r['peak_rss_mib'] for r in sel):.0f} MiB"
+                        + (f", {over} run(s) OVER BUDGET" if over else "")
+                    ),
+                )
+            )
         print(f"\nbudget {budget} s")
         print_key_values(rows, header="method")
         ok = [r for r in runs if "error" not in r and r["budget"] == budget]
@@ -306,15 +375,19 @@ def summarise(runs: list[dict]) -> None:
         if len(paired) >= 2:
             d = np.array(paired)
             half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-            print(f"RL - random: {d.mean():+.4f}, 95 % CI [{d.mean() - half:+.4f}, "
-                  f"{d.mean() + half:+.4f}] over {len(d)} paired seeds")
+            print(
+                f"RL - random: {d.mean():+.4f}, 95 % CI [{d.mean() - half:+.4f}, "
+                f"{d.mean() + half:+.4f}] over {len(d)} paired seeds"
+            )
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=str(HERE.parent / ".." / "shared" / "data"
-                                             / "fashion-mnist"))
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir", default=str(HERE.parent / ".." / "shared" / "data" / "fashion-mnist")
+    )
     p.add_argument("--budgets", default="120")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--methods", default=",".join(METHODS))
@@ -329,8 +402,13 @@ def main() -> int:
 
     from resumable import ResultsFile
 
-    results = ResultsFile(args.output, {"machine": f"{os.cpu_count()} CPU cores",
-                                        "presets": {str(k): v for k, v in PRESETS.items()}})
+    results = ResultsFile(
+        args.output,
+        {
+            "machine": f"{os.cpu_count()} CPU cores",
+            "presets": {str(k): v for k, v in PRESETS.items()},
+        },
+    )
     for budget in map(int, args.budgets.split(",")):
         for seed in map(int, args.seeds.split(",")):
             for method in args.methods.split(","):
@@ -342,8 +420,11 @@ def main() -> int:
                 if "error" in run:
                     print(f"{key}: FAILED {run['error']}", flush=True)
                     continue
-                print(f"{key}: test {run['test_accuracy']:.4f}, "
-                      f"{run['wall_seconds']:.0f} s, {run['peak_rss_mib']:.0f} MiB", flush=True)
+                print(
+                    f"{key}: test {run['test_accuracy']:.4f}, "
+                    f"{run['wall_seconds']:.0f} s, {run['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
     summarise(results.runs)
     print(f"\nwrote {args.output}")
     return 0

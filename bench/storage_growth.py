@@ -52,8 +52,9 @@ def _old_ensemble_bytes(ensemble: Path, candidates: dict[str, Path]) -> int:
     record["format"] = 1
     record["members"] = [{k: v for k, v in m.items() if k != "uri"} for m in record["members"]]
     size = len(json.dumps(record, indent=2, sort_keys=True).encode())
-    return size + sum(_bytes(candidates[cid]) for cid in {m["candidate_id"]
-                                                          for m in record["members"]})
+    return size + sum(
+        _bytes(candidates[cid]) for cid in {m["candidate_id"] for m in record["members"]}
+    )
 
 
 def _median_seconds(fn: Any, repeats: int) -> float:
@@ -80,7 +81,8 @@ def _read_timings(ensemble: Path, output: Path, repeats: int) -> dict[str, Any]:
         "distinct_members": len({m["candidate_id"] for m in state.members}),
         "stacked_bytes": stacked.stat().st_size,
         "local_by_reference_s": _median_seconds(
-            lambda: EnsembleState.read(ensemble).member_logits(), repeats),
+            lambda: EnsembleState.read(ensemble).member_logits(), repeats
+        ),
         "local_stacked_s": _median_seconds(lambda: np.load(stacked), repeats),
     }
     try:
@@ -109,10 +111,11 @@ def _read_timings(ensemble: Path, output: Path, repeats: int) -> dict[str, Any]:
         got = EnsembleState.read(remote).member_logits()  # relative references, from a bucket
         assert all(np.array_equal(a, b) for a, b in zip(got, logits, strict=True))
         timings["gcs_emulator_by_reference_s"] = _median_seconds(
-            lambda: EnsembleState.read(remote).member_logits(), repeats)
+            lambda: EnsembleState.read(remote).member_logits(), repeats
+        )
         timings["gcs_emulator_stacked_s"] = _median_seconds(
-            lambda: np.load(io.BytesIO(storage.read_bytes(f"{run}/stacked_logits.npy"))),
-            repeats)
+            lambda: np.load(io.BytesIO(storage.read_bytes(f"{run}/stacked_logits.npy"))), repeats
+        )
     finally:
         server.stop()
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
@@ -127,19 +130,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-size", type=int, default=2000)
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--data-dir", default=str(Path(os.environ.get(
-        "RACHEL_SHARED_DIR", REPO.parent / "shared")) / "data" / "fashion-mnist"))
-    parser.add_argument("--output", default=str(REPO / "bench" / "results"
-                                                / "storage_growth.json"))
+    parser.add_argument(
+        "--data-dir",
+        default=str(
+            Path(os.environ.get("RACHEL_SHARED_DIR", REPO.parent / "shared"))
+            / "data"
+            / "fashion-mnist"
+        ),
+    )
+    parser.add_argument("--output", default=str(REPO / "bench" / "results" / "storage_growth.json"))
     args = parser.parse_args(argv)
 
     from rachel.core.config import budget_config
     from rachel.core.search import run_search
 
     config = budget_config(
-        "smoke", data_dir=args.data_dir, train_size=args.train_size, val_size=args.val_size,
-        test_size=args.test_size, iterations=args.iterations, candidates=2, epochs=1,
-        max_width=16, parallel_candidates=1, train_threads=1,
+        "smoke",
+        data_dir=args.data_dir,
+        train_size=args.train_size,
+        val_size=args.val_size,
+        test_size=args.test_size,
+        iterations=args.iterations,
+        candidates=2,
+        epochs=1,
+        max_width=16,
+        parallel_candidates=1,
+        train_threads=1,
     ).replace(time_budget_seconds=None, max_candidate_seconds=None)
     with tempfile.TemporaryDirectory(prefix="rachel-storage-") as tmp:
         output = Path(tmp) / "run"
@@ -152,13 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         for it in iterations:
             ensemble = it / "ensemble"
             members = json.loads((ensemble / "ensemble.json").read_text())["members"]
-            rows.append({
-                "iteration": int(it.name[2:]), "members": len(members),
-                "distinct_members": len({m["candidate_id"] for m in members}),
-                "new_ensemble_bytes": _bytes(ensemble),
-                "old_ensemble_bytes": _old_ensemble_bytes(ensemble, candidates),
-                "candidate_bytes": _bytes(it / "candidates"),
-            })
+            rows.append(
+                {
+                    "iteration": int(it.name[2:]),
+                    "members": len(members),
+                    "distinct_members": len({m["candidate_id"] for m in members}),
+                    "new_ensemble_bytes": _bytes(ensemble),
+                    "old_ensemble_bytes": _old_ensemble_bytes(ensemble, candidates),
+                    "candidate_bytes": _bytes(it / "candidates"),
+                }
+            )
         reads = _read_timings(iterations[-1] / "ensemble", output, args.repeats)
         total_new = _bytes(output)
         new_ens = sum(r["new_ensemble_bytes"] for r in rows)
@@ -173,28 +192,52 @@ def main(argv: list[str] | None = None) -> int:
         "candidate_bytes": sum(r["candidate_bytes"] for r in rows),
         "ensemble_ratio_old_over_new": old_ens / new_ens,
     }
-    print(f"{'it':>3} {'members':>7} {'new ensemble B':>15} {'old ensemble B':>15} "
-          f"{'candidates B':>13}")
+    print(
+        f"{'it':>3} {'members':>7} {'new ensemble B':>15} {'old ensemble B':>15} "
+        f"{'candidates B':>13}"
+    )
     for r in rows:
-        print(f"{r['iteration']:>3} {r['members']:>7} {r['new_ensemble_bytes']:>15,} "
-              f"{r['old_ensemble_bytes']:>15,} {r['candidate_bytes']:>13,}")
+        print(
+            f"{r['iteration']:>3} {r['members']:>7} {r['new_ensemble_bytes']:>15,} "
+            f"{r['old_ensemble_bytes']:>15,} {r['candidate_bytes']:>13,}"
+        )
     print()
-    print_key_values([
-        (k, f"{v * 1000:.2f} ms" if k.endswith("_s") else f"{v:,.3f}" if isinstance(v, float)
-         else f"{v:,}")
-        for k, v in {**summary, **reads}.items() if not isinstance(v, str)])
+    print_key_values(
+        [
+            (
+                k,
+                f"{v * 1000:.2f} ms"
+                if k.endswith("_s")
+                else f"{v:,.3f}"
+                if isinstance(v, float)
+                else f"{v:,}",
+            )
+            for k, v in {**summary, **reads}.items()
+            if not isinstance(v, str)
+        ]
+    )
     result = {
         "meta": {
             "command": " ".join(["python bench/storage_growth.py", *(argv or sys.argv[1:])]),
-            "config": {"train_size": args.train_size, "val_size": args.val_size,
-                       "test_size": args.test_size, "iterations": args.iterations,
-                       "candidates": 2, "epochs": 1, "max_width": 16, "seed": config.seed},
+            "config": {
+                "train_size": args.train_size,
+                "val_size": args.val_size,
+                "test_size": args.test_size,
+                "iterations": args.iterations,
+                "candidates": 2,
+                "epochs": 1,
+                "max_width": 16,
+                "seed": config.seed,
+            },
             "old_layout": "computed from the same run (format 1 copied each distinct "
-                          "member's candidate folder into every ensemble)",
-            "python": platform.python_version(), "machine": platform.machine(),
+            "member's candidate folder into every ensemble)",
+            "python": platform.python_version(),
+            "machine": platform.machine(),
             "cpus": os.cpu_count(),
         },
-        "summary": summary, "member_reads": reads, "iterations": rows,
+        "summary": summary,
+        "member_reads": reads,
+        "iterations": rows,
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,8 +52,7 @@ def _write_parquet(data_dir: str, target: Path) -> int:
             rows_x.append(buffer.getvalue())
             rows_y.append(int(label))
             rows_split.append(split)
-    table = pa.table({"image": pa.array(rows_x, pa.binary()), "label": rows_y,
-                      "split": rows_split})
+    table = pa.table({"image": pa.array(rows_x, pa.binary()), "label": rows_y, "split": rows_split})
     pq.write_table(table, target)
     return len(rows_y)
 
@@ -120,19 +119,27 @@ def bench_registry(data_dir: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         reg = Path(tmp) / "registry"
         for run in range(2):
-            cfg = budget_config("smoke", data_dir=data_dir, train_size=5000, iterations=2,
-                                time_budget_seconds=None, seed=run)
+            cfg = budget_config(
+                "smoke",
+                data_dir=data_dir,
+                train_size=5000,
+                iterations=2,
+                time_budget_seconds=None,
+                seed=run,
+            )
             output = Path(tmp) / f"run{run}"
             metrics = run_search(cfg, output)
             record = registry.promote_search_output(output, str(reg), 0.0, {"seed": run})
-            sizes.append({
-                "run": run,
-                "test_accuracy": metrics["test_accuracy"],
-                "decision": record["decision"],
-                "registry_bytes": _tree_bytes(reg),
-                "output_bytes": _tree_bytes(output),
-                "final_bytes": _tree_bytes(output / "final"),
-            })
+            sizes.append(
+                {
+                    "run": run,
+                    "test_accuracy": metrics["test_accuracy"],
+                    "decision": record["decision"],
+                    "registry_bytes": _tree_bytes(reg),
+                    "output_bytes": _tree_bytes(output),
+                    "final_bytes": _tree_bytes(output / "final"),
+                }
+            )
         versions = sorted((reg / "versions").iterdir())
         per_version = {v.name: _tree_bytes(v) for v in versions}
     return {"runs": sizes, "version_bytes": per_version}
@@ -140,8 +147,9 @@ def bench_registry(data_dir: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"
-                                                  / "fashion-mnist"))
+    parser.add_argument(
+        "--data-dir", default=str(HERE.parent.parent / "shared" / "data" / "fashion-mnist")
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-registry", action="store_true")
     args = parser.parse_args()
@@ -150,18 +158,24 @@ def main() -> int:
     print("| read Fashion-MNIST Parquet (70k PNG rows) | median s | runs |")
     print("|---|---|---|")
     print(f"| local disk | {statistics.median(reads['local_seconds']):.2f} | {args.repeats} |")
-    print(f"| gs:// on gcp-storage-emulator | {statistics.median(reads['emulator_seconds']):.2f}"
-          f" | {args.repeats} |")
-    print(f"ratio emulator/local: {reads['ratio_emulator_over_local']:.2f}x "
-          f"(file {reads['parquet_bytes'] / 2**20:.1f} MiB)")
+    print(
+        f"| gs:// on gcp-storage-emulator | {statistics.median(reads['emulator_seconds']):.2f}"
+        f" | {args.repeats} |"
+    )
+    print(
+        f"ratio emulator/local: {reads['ratio_emulator_over_local']:.2f}x "
+        f"(file {reads['parquet_bytes'] / 2**20:.1f} MiB)"
+    )
     if not args.skip_registry:
         reg = bench_registry(args.data_dir)
         result["registry"] = reg
         print("\n| run | test accuracy | gate | registry bytes after | run output bytes |")
         print("|---|---|---|---|---|")
         for r in reg["runs"]:
-            print(f"| {r['run']} | {r['test_accuracy']:.4f} | {r['decision']} | "
-                  f"{r['registry_bytes']:,} | {r['output_bytes']:,} |")
+            print(
+                f"| {r['run']} | {r['test_accuracy']:.4f} | {r['decision']} | "
+                f"{r['registry_bytes']:,} | {r['output_bytes']:,} |"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")

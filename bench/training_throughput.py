@@ -47,20 +47,34 @@ def _measure(spec_text: str, mode: str, threads: int, data_dir: str, epochs: int
     from rachel.core.training import TrainingSettings, compile_for_training, fit_model
 
     splits = load_dataset("fashion_mnist", data_dir=data_dir, seed=0)
-    layers = tuple(Layer(BlockType(int(b)), int(w)) for b, w in
-                   (t.split(":") for t in spec_text.split(",")))
-    settings = TrainingSettings(epochs=epochs, batch_size=128, learning_rate=5e-3,
-                                patience=epochs, augmentation="none", pool_first=True)
+    layers = tuple(
+        Layer(BlockType(int(b)), int(w)) for b, w in (t.split(":") for t in spec_text.split(","))
+    )
+    settings = TrainingSettings(
+        epochs=epochs,
+        batch_size=128,
+        learning_rate=5e-3,
+        patience=epochs,
+        augmentation="none",
+        pool_first=True,
+    )
     keras.utils.set_random_seed(0)
-    model = decode(ArchitectureSpec(layers), splits.input_shape, splits.num_classes,
-                   pool_first=True)
+    model = decode(
+        ArchitectureSpec(layers), splits.input_shape, splits.num_classes, pool_first=True
+    )
     n = len(splits.y_train)
     if mode == "plain":  # what a user runs: one fit call, with validation data, tracing included
         x, x_val = normalise(splits.x_train), normalise(splits.x_val)
         started = time.perf_counter()
         compile_for_training(model, settings, -(-n // 128))
-        model.fit(x, splits.y_train, batch_size=128, epochs=epochs, verbose=0,
-                  validation_data=(x_val, splits.y_val))
+        model.fit(
+            x,
+            splits.y_train,
+            batch_size=128,
+            epochs=epochs,
+            verbose=0,
+            validation_data=(x_val, splits.y_val),
+        )
     else:
         started = time.perf_counter()
         fit_model(model, splits, settings)
@@ -69,8 +83,18 @@ def _measure(spec_text: str, mode: str, threads: int, data_dir: str, epochs: int
 
 
 def _child(spec_text: str, mode: str, threads: int, data_dir: str, epochs: int) -> subprocess.Popen:
-    cmd = [sys.executable, __file__, "--child", spec_text, mode, str(threads), "--data-dir",
-           data_dir, "--epochs", str(epochs)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        spec_text,
+        mode,
+        str(threads),
+        "--data-dir",
+        data_dir,
+        "--epochs",
+        str(epochs),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
@@ -82,10 +106,12 @@ def _result(proc: subprocess.Popen) -> dict:
 def main() -> int:
     from table import print_key_values
 
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=str(HERE.parent / ".." / "shared" / "data"
-                                             / "fashion-mnist"))
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir", default=str(HERE.parent / ".." / "shared" / "data" / "fashion-mnist")
+    )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--specs", default=",".join(SPECS))
     p.add_argument("--output", default=str(HERE / "results" / "training_throughput.json"))
@@ -115,13 +141,19 @@ def main() -> int:
             "two_at_once_vs_one_two_thread": two_at_once / trainer["images_per_second"],
         }
         results.append(row)
-        rows.append((name, f"plain {row['plain_fit_images_per_second']:.0f} img/s, trainer "
-                     f"{row['trainer_images_per_second']:.0f} ({row['trainer_vs_plain']:.2f}x), "
-                     f"2 x 1 thread {two_at_once:.0f} "
-                     f"({row['two_at_once_vs_one_two_thread']:.2f}x one 2-thread candidate)"))
+        rows.append(
+            (
+                name,
+                f"plain {row['plain_fit_images_per_second']:.0f} img/s, trainer "
+                f"{row['trainer_images_per_second']:.0f} ({row['trainer_vs_plain']:.2f}x), "
+                f"2 x 1 thread {two_at_once:.0f} "
+                f"({row['two_at_once_vs_one_two_thread']:.2f}x one 2-thread candidate)",
+            )
+        )
     print_key_values(rows, header="candidate")
-    storage.write_json(args.output, {"epochs": args.epochs, "cores": os.cpu_count(),
-                                     "results": results})
+    storage.write_json(
+        args.output, {"epochs": args.epochs, "cores": os.cpu_count(), "results": results}
+    )
     print(f"wrote {args.output}")
     return 0
 

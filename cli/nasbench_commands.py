@@ -32,8 +32,10 @@ def _parse_value(field: dataclasses.Field, text: str) -> Any:
         if isinstance(default, float) or default is None:
             return float(text)
     except ValueError:
-        raise ConfigError(f"--{field.name.replace('_', '-')} {text!r} is not a number",
-                          f"{field.metadata.get('help', '')}") from None
+        raise ConfigError(
+            f"--{field.name.replace('_', '-')} {text!r} is not a number",
+            f"{field.metadata.get('help', '')}",
+        ) from None
     return text
 
 
@@ -46,12 +48,18 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(AgentConfig):
         if f.name in _SHARED:
             continue  # --seed seeds the ground and the agent together
-        g.add_argument(f"--{f.name.replace('_', '-')}", dest=f"agent_{f.name}", default=None,
-                       metavar="V", help=f"{f.metadata.get('help', '')} (default {f.default})")
+        g.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f"agent_{f.name}",
+            default=None,
+            metavar="V",
+            help=f"{f.metadata.get('help', '')} (default {f.default})",
+        )
 
 
-def agent_config_from_args(args: argparse.Namespace, base: AgentConfig | None = None
-                           ) -> AgentConfig:
+def agent_config_from_args(
+    args: argparse.Namespace, base: AgentConfig | None = None
+) -> AgentConfig:
     values = {}
     for f in dataclasses.fields(AgentConfig):
         text = getattr(args, f"agent_{f.name}", None)
@@ -68,26 +76,33 @@ def parse_agent_settings(pairs: Sequence[str], base: AgentConfig | None = None) 
         key, sep, text = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in fields:
-            raise ConfigError(f"bad agent setting {pair!r}",
-                              f"write KEY=VALUE with KEY one of {sorted(fields)}")
+            raise ConfigError(
+                f"bad agent setting {pair!r}", f"write KEY=VALUE with KEY one of {sorted(fields)}"
+            )
         values[key] = _parse_value(fields[key], text.strip())
     return (base or AgentConfig()).replace(**values)
 
 
-TABLE_HELP = ("Parquet table, local or gs:// (default: $RACHEL_NASBENCH101_TABLE, else "
-              "../shared/data/nasbench101/nasbench101_108.parquet beside a source checkout)")
+TABLE_HELP = (
+    "Parquet table, local or gs:// (default: $RACHEL_NASBENCH101_TABLE, else "
+    "../shared/data/nasbench101/nasbench101_108.parquet beside a source checkout)"
+)
 
 
 def _add_ground_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", help=TABLE_HELP)
     p.add_argument(
-        "--estimator", default="auto", choices=("auto", "surrogate", "tabular", "real_subset"),
+        "--estimator",
+        default="auto",
+        choices=("auto", "surrogate", "tabular", "real_subset"),
         help="auto: tabular when the table is complete, else the surrogate on the full graph",
     )
-    p.add_argument("--surrogate-models", type=int, default=1,
-                   help="XGBoost models in the surrogate ensemble")
-    p.add_argument("--surrogate-penalty", type=float, default=0.0,
-                   help="score = mean - penalty x ensemble std")
+    p.add_argument(
+        "--surrogate-models", type=int, default=1, help="XGBoost models in the surrogate ensemble"
+    )
+    p.add_argument(
+        "--surrogate-penalty", type=float, default=0.0, help="score = mean - penalty x ensemble std"
+    )
     p.add_argument(
         "--max-vertices", type=int, default=7, help="<7 restricts the space (smoke runs)"
     )
@@ -108,23 +123,37 @@ def register(sub: Any) -> None:
     s.add_argument("--test-fraction", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--models", type=int, default=1, help="XGBoost models in the ensemble")
-    s.add_argument("--penalty", type=float, default=0.0,
-                   help="score = ensemble mean - penalty x ensemble std")
+    s.add_argument(
+        "--penalty", type=float, default=0.0, help="score = ensemble mean - penalty x ensemble std"
+    )
     s.add_argument("--output", help="write the report JSON here")
     s.set_defaults(handler=_surrogate)
 
-    e = nb.add_parser("evaluate", help="run agents (--agent) and the baselines through the "
-                      "evaluation protocol")
+    e = nb.add_parser(
+        "evaluate", help="run agents (--agent) and the baselines through the evaluation protocol"
+    )
     _add_ground_arguments(e)
-    e.add_argument("--agent", action="append", default=[], metavar="URI",
-                   help="a trained or published agent folder (local or gs://); repeat for "
-                        "several agents (the protocol's agents axis)")
+    e.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="a trained or published agent folder (local or gs://); repeat for "
+        "several agents (the protocol's agents axis)",
+    )
     e.add_argument("--report-metric", default="auto", choices=("auto", "validation", "test"))
-    e.add_argument("--eval-epsilon", type=float, default=None,
-                   help="epsilon-random valid moves of the agents while searching "
-                        "(default: each agent's eval_epsilon, 0 = greedy)")
-    e.add_argument("--searchers", default="random_search,random_walk,local_search",
-                   help="baselines to run beside the agents ('' for none)")
+    e.add_argument(
+        "--eval-epsilon",
+        type=float,
+        default=None,
+        help="epsilon-random valid moves of the agents while searching "
+        "(default: each agent's eval_epsilon, 0 = greedy)",
+    )
+    e.add_argument(
+        "--searchers",
+        default="random_search,random_walk,local_search",
+        help="baselines to run beside the agents ('' for none)",
+    )
     e.add_argument("--k-sets", type=int, default=2, help="sets of initial states (paper: 5)")
     e.add_argument(
         "--m-states", type=int, default=100, help="initial states per set (paper: 10000)"
@@ -133,8 +162,10 @@ def register(sub: Any) -> None:
     e.add_argument("--output", required=True, help="folder for report.json, report.md, plots")
     e.set_defaults(handler=_evaluate)
 
-    t = nb.add_parser("train-agent", help="train the Ape-X search agent (resumes from the "
-                      "output's last checkpoint)")
+    t = nb.add_parser(
+        "train-agent",
+        help="train the Ape-X search agent (resumes from the output's last checkpoint)",
+    )
     _add_ground_arguments(t)
     t.add_argument("--output", required=True, help="folder (or gs://) for checkpoints/, agent/")
     t.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
@@ -151,22 +182,40 @@ def _register_pipeline(nb: Any) -> None:
 
     def shape(q: argparse.ArgumentParser) -> None:
         q.add_argument("--seeds", default="0,1", help="agents to train in parallel (their seeds)")
-        q.add_argument("--smoke", action="store_true",
-                       help="tiny defaults (seconds per step; for CI) instead of full scale")
-        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="an agent setting baked into the defaults (repeatable)")
-        q.add_argument("--gpu", action="store_true",
-                       help="a GPU learner with RACHEL's L4 placement (default: CPU)")
+        q.add_argument(
+            "--smoke",
+            action="store_true",
+            help="tiny defaults (seconds per step; for CI) instead of full scale",
+        )
+        q.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="an agent setting baked into the defaults (repeatable)",
+        )
+        q.add_argument(
+            "--gpu",
+            action="store_true",
+            help="a GPU learner with RACHEL's L4 placement (default: CPU)",
+        )
         q.add_argument("--name", default=None, help="pipeline name")
-        q.add_argument("--image-registry", help="registry of the images (or "
-                       "$RACHEL_IMAGE_REGISTRY)")
+        q.add_argument(
+            "--image-registry", help="registry of the images (or $RACHEL_IMAGE_REGISTRY)"
+        )
         q.add_argument("--image-tag", help="tag of the images (or $RACHEL_IMAGE_TAG)")
 
     def target(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--table", required=True,
-                       help="Parquet or .tfrecord table (path/gs://; gs:// for submit)")
-        q.add_argument("--registry", required=True,
-                       help="registry URI to publish to (path/gs://; gs:// for submit)")
+        q.add_argument(
+            "--table",
+            required=True,
+            help="Parquet or .tfrecord table (path/gs://; gs:// for submit)",
+        )
+        q.add_argument(
+            "--registry",
+            required=True,
+            help="registry URI to publish to (path/gs://; gs:// for submit)",
+        )
         q.add_argument("--agent-name", default="nasbench101")
         q.add_argument("--version", default="", help="registry version (default: UTC time)")
 
@@ -197,8 +246,9 @@ def _pipeline_inputs(args: argparse.Namespace) -> tuple[list[int], Any, Any]:
     try:
         seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--seeds {args.seeds!r} is not a list of integers",
-                          "write e.g. --seeds 0,1,2,3,4") from None
+        raise ConfigError(
+            f"--seeds {args.seeds!r} is not a list of integers", "write e.g. --seeds 0,1,2,3,4"
+        ) from None
     run = NasBenchRun.smoke() if args.smoke else NasBenchRun()
     if args.set:
         run = dataclasses.replace(run, agent=parse_agent_settings(args.set, run.agent))
@@ -212,8 +262,7 @@ def _pipeline_bytes(args: argparse.Namespace) -> bytes:
 
     seeds, run, placement = _pipeline_inputs(args)
     images = Images.from_env(args.image_registry, args.image_tag)
-    return compile_to_bytes(seeds, run, placement, name=args.name or PIPELINE_NAME,
-                            images=images)
+    return compile_to_bytes(seeds, run, placement, name=args.name or PIPELINE_NAME, images=images)
 
 
 def _pipeline_compile(args: argparse.Namespace) -> int:
@@ -221,8 +270,10 @@ def _pipeline_compile(args: argparse.Namespace) -> int:
 
     data = _pipeline_bytes(args)
     storage.write_bytes(args.output, data)
-    print(f"compiled the NAS-Bench agent pipeline ({args.seeds} seeds) to {args.output} "
-          f"({len(data):,} bytes)")
+    print(
+        f"compiled the NAS-Bench agent pipeline ({args.seeds} seeds) to {args.output} "
+        f"({len(data):,} bytes)"
+    )
     return 0
 
 
@@ -230,8 +281,15 @@ def _pipeline_run(args: argparse.Namespace) -> int:
     from rachel.pipelines.nasbench_pipeline import run_local
 
     seeds, run, _ = _pipeline_inputs(args)
-    out = run_local(args.table, args.registry, args.output, seeds=seeds, run=run,
-                    agent_name=args.agent_name, version=args.version)
+    out = run_local(
+        args.table,
+        args.registry,
+        args.output,
+        seeds=seeds,
+        run=run,
+        agent_name=args.agent_name,
+        version=args.version,
+    )
     card = out["card"]
     print(f"run: {out['run_dir']} ({out['seconds']:.0f} s)")
     print(f"published: {card['uri']} (seed {card['seed']} of {card['chosen_from']})")
@@ -254,10 +312,18 @@ def _pipeline_submit(args: argparse.Namespace) -> int:
     with _kfp_errors(args.host):
         client = kfp.Client(host=args.host, namespace=args.namespace or "kubeflow")
         run = client.create_run_from_pipeline_package(
-            str(package), arguments={"table_uri": args.table, "registry_uri": args.registry,
-                                     "agent_name": args.agent_name, "version": args.version},
-            run_name=f"nasbench-agent-{stamp}", experiment_name=args.experiment,
-            namespace=args.namespace, pipeline_root=args.pipeline_root)
+            str(package),
+            arguments={
+                "table_uri": args.table,
+                "registry_uri": args.registry,
+                "agent_name": args.agent_name,
+                "version": args.version,
+            },
+            run_name=f"nasbench-agent-{stamp}",
+            experiment_name=args.experiment,
+            namespace=args.namespace,
+            pipeline_root=args.pipeline_root,
+        )
     print(f"started run {run.run_id} in experiment {args.experiment}")
     return 0
 
@@ -283,8 +349,12 @@ def _surrogate(args: argparse.Namespace) -> int:
 
     bench = BenchTable.load(args.table or str(default_table_path()))
     _, report = evaluate_surrogate(
-        bench, test_fraction=args.test_fraction, seed=args.seed, n_jobs=1,
-        n_models=args.models, penalty=args.penalty,
+        bench,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        n_jobs=1,
+        n_models=args.models,
+        penalty=args.penalty,
     )
     data = asdict(report)
     print(json.dumps(data, indent=2, default=str))
@@ -297,9 +367,14 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Any:
     from rachel.core.nasbench.experiment import ExperimentSettings
 
     return ExperimentSettings(
-        table=args.table, estimator=args.estimator, max_vertices=args.max_vertices,
-        surrogate_models=args.surrogate_models, surrogate_penalty=args.surrogate_penalty,
-        seed=args.seed, **extra)
+        table=args.table,
+        estimator=args.estimator,
+        max_vertices=args.max_vertices,
+        surrogate_models=args.surrogate_models,
+        surrogate_penalty=args.surrogate_penalty,
+        seed=args.seed,
+        **extra,
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -307,16 +382,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rachel.core.nasbench.experiment import run_experiment
 
     settings = _settings(
-        args, searchers=tuple(s.strip() for s in args.searchers.split(",") if s.strip()),
-        report_metric=args.report_metric)
+        args,
+        searchers=tuple(s.strip() for s in args.searchers.split(",") if s.strip()),
+        report_metric=args.report_metric,
+    )
     protocol = ProtocolConfig(
         k_sets=args.k_sets, m_states=args.m_states, n_resamples=args.resamples
     )
     if args.agent:
         from rachel.core.nasbench.training import evaluate_agents
 
-        out = evaluate_agents(settings, protocol, args.agent, args.output,
-                              epsilon=args.eval_epsilon)
+        out = evaluate_agents(
+            settings, protocol, args.agent, args.output, epsilon=args.eval_epsilon
+        )
     else:
         out = run_experiment(settings, protocol, args.output)
     print(
@@ -340,17 +418,27 @@ def _train_agent(args: argparse.Namespace) -> int:
     settings = _settings(args, max_neighbours=config.max_neighbours)
 
     def progress(entry: dict[str, Any]) -> None:
-        print(f"updates {entry['updates']:,}  env steps {entry['env_steps']:,}  "
-              f"{entry['seconds']:.0f} s  loss {entry['loss']:.3g}  "
-              f"train improvement {100 * entry.get('train_improvement', float('nan')):.2f} pts",
-              flush=True)
+        print(
+            f"updates {entry['updates']:,}  env steps {entry['env_steps']:,}  "
+            f"{entry['seconds']:.0f} s  loss {entry['loss']:.3g}  "
+            f"train improvement {100 * entry.get('train_improvement', float('nan')):.2f} pts",
+            flush=True,
+        )
 
-    out = train_agent(settings, config, args.output, resume=not args.no_resume,
-                      on_progress=progress, progress_every=1000)
+    out = train_agent(
+        settings,
+        config,
+        args.output,
+        resume=not args.no_resume,
+        on_progress=progress,
+        progress_every=1000,
+    )
     for key, note in out["notes"].items():
         if key != "report_metric":
             print(f"note: {note}")
-    print(f"trained {out['env_steps']:,} env steps, {out['updates']:,} updates in "
-          f"{out['seconds']:.0f} s ({out['train_env_steps_per_second']:.0f} env steps/s)")
+    print(
+        f"trained {out['env_steps']:,} env steps, {out['updates']:,} updates in "
+        f"{out['seconds']:.0f} s ({out['train_env_steps_per_second']:.0f} env steps/s)"
+    )
     print(f"agent: {out['agent']}")
     return 0

@@ -14,7 +14,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
     from rachel.core.config import SearchConfig, setting_type
 
     g = parser.add_argument_group(
-        "search configuration", "every setting of the preset can be overridden by its flag")
+        "search configuration", "every setting of the preset can be overridden by its flag"
+    )
     g.add_argument(
         "--budget",
         default=default_budget,
@@ -27,12 +28,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default_budget: str
         flag = meta["flag"] or f"--{f.name.replace('_', '-')}"
         kind = setting_type(f.name)
         if kind is bool:
-            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                           default=None, help=meta["help"])
+            g.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=meta["help"],
+            )
             continue
-        g.add_argument(flag, dest=f.name, type=_typed(f.name, kind), default=None,
-                       choices=meta["choices"], help=meta["help"],
-                       metavar=None if meta["choices"] else kind.__name__.upper())
+        g.add_argument(
+            flag,
+            dest=f.name,
+            type=_typed(f.name, kind),
+            default=None,
+            choices=meta["choices"],
+            help=meta["help"],
+            metavar=None if meta["choices"] else kind.__name__.upper(),
+        )
     g.add_argument(
         "--set",
         action="append",
@@ -49,8 +61,9 @@ def _typed(name: str, kind: type) -> Any:
         try:
             return kind(raw)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be {kind.__name__}, got {raw!r}") \
-                from None
+            raise argparse.ArgumentTypeError(
+                f"{name} must be {kind.__name__}, got {raw!r}"
+            ) from None
 
     convert.__name__ = kind.__name__
     return convert

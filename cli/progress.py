@@ -52,11 +52,15 @@ def format_event(event: dict[str, Any]) -> list[str]:
     if kind == "stop":
         return [f"{t} stopping after iteration {event['after_iteration']}: {event['reason']}"]
     if kind == "resume":
-        return [f"{t} resuming {event['output']}: {event['completed_iterations']} iteration(s) "
-                f"complete ({event['elapsed_before']:.0f} s of earlier work)"]
+        return [
+            f"{t} resuming {event['output']}: {event['completed_iterations']} iteration(s) "
+            f"complete ({event['elapsed_before']:.0f} s of earlier work)"
+        ]
     if kind == "finished_earlier":
-        return [f"{t} {event['output']} holds this run, finished: test_accuracy "
-                f"{event['test_accuracy']:.4f} (--restart to run it again)"]
+        return [
+            f"{t} {event['output']} holds this run, finished: test_accuracy "
+            f"{event['test_accuracy']:.4f} (--restart to run it again)"
+        ]
     if kind == "plan":
         budget = event.get("budget_seconds")
         data = event.get("train_examples") or "all"

@@ -84,17 +84,23 @@ def _check_registry_arguments(args: argparse.Namespace) -> None:
     check_margin(args.promotion_margin)
     if args.registry:
         return
-    needs = [flag for flag, used in (("--warm-start", args.warm_start),
-                                     ("--fail-if-not-promoted", args.fail_if_not_promoted),
-                                     ("--promotion-margin", args.promotion_margin != 0.0)) if used]
+    needs = [
+        flag
+        for flag, used in (
+            ("--warm-start", args.warm_start),
+            ("--fail-if-not-promoted", args.fail_if_not_promoted),
+            ("--promotion-margin", args.promotion_margin != 0.0),
+        )
+        if used
+    ]
     if needs:
-        raise ConfigError(f"{', '.join(needs)} needs --registry",
-                          "pass --registry URI (a folder, file://PATH or gs://BUCKET/PREFIX)")
+        raise ConfigError(
+            f"{', '.join(needs)} needs --registry",
+            "pass --registry URI (a folder, file://PATH or gs://BUCKET/PREFIX)",
+        )
 
 
-def search_run_info(
-    config: Any, output: str, warm_start: dict[str, Any] | None
-) -> dict[str, Any]:
+def search_run_info(config: Any, output: str, warm_start: dict[str, Any] | None) -> dict[str, Any]:
     """What the registry records about this run (configuration hash, seed, warm start)."""
     from rachel.core import planner
 
@@ -150,29 +156,44 @@ def run(args: argparse.Namespace) -> int:
         if args.warm_start and registry.champion(args.registry) is None:
             # The first run of a schedule: nothing to start from yet, and that is not an error.
             warm = {"registry": args.registry, "version": None}
-            print(f"warm start: {args.registry} has no champion yet; the controller starts "
-                  "from scratch")
+            print(
+                f"warm start: {args.registry} has no champion yet; the controller starts "
+                "from scratch"
+            )
         elif args.warm_start:  # checked against this config before any training
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="rachel-warm-start-"))
             initial, pointer = registry.champion_controller(
                 args.registry, Path(tmp) / "controller", steps.controller_settings(config)
             )
-            warm = {"registry": args.registry, "version": pointer["version"],
-                    "test_accuracy": pointer["test_accuracy"]}
-            print(f"warm start: controller of champion {pointer['version']} "
-                  f"(test_accuracy {pointer['test_accuracy']:.4f}) from {args.registry}")
+            warm = {
+                "registry": args.registry,
+                "version": pointer["version"],
+                "test_accuracy": pointer["test_accuracy"],
+            }
+            print(
+                f"warm start: controller of champion {pointer['version']} "
+                f"(test_accuracy {pointer['test_accuracy']:.4f}) from {args.registry}"
+            )
         elif args.registry:
             registry.champion(args.registry)  # an unusable registry fails before the search
         metrics = run_search(
-            config, args.output, on_event=None if args.quiet else printer(), plan=plan,
-            restart=args.restart, initial_controller=initial,
+            config,
+            args.output,
+            on_event=None if args.quiet else printer(),
+            plan=plan,
+            restart=args.restart,
+            initial_controller=initial,
         )
     print(f"model:   {args.output}/final/model.keras (SavedModel: {args.output}/final/saved_model)")
     print(f"metrics: {args.output}/final/metrics.json  report: {args.output}/final/report.md")
     if args.quiet:
         print(f"test_accuracy {metrics['test_accuracy']:.4f}")
     if args.registry:
-        promotion_gate(args.output, args.registry, args.promotion_margin,
-                       fail_if_not_promoted=args.fail_if_not_promoted,
-                       run_info=search_run_info(config, args.output, warm))
+        promotion_gate(
+            args.output,
+            args.registry,
+            args.promotion_margin,
+            fail_if_not_promoted=args.fail_if_not_promoted,
+            run_info=search_run_info(config, args.output, warm),
+        )
     return 0

@@ -26,12 +26,24 @@ def evaluate_ensemble(
     result = steps.evaluate_ensemble(
         SearchConfig.from_json(config_json), splits.path, ensemble.path, model.path
     )
-    for key in ("test_accuracy", "macro_f1", "params", "wall_seconds", "training_seconds",
-                "safety_net_activations", "iterations", "candidates_trained", "candidates_failed"):
+    for key in (
+        "test_accuracy",
+        "macro_f1",
+        "params",
+        "wall_seconds",
+        "training_seconds",
+        "safety_net_activations",
+        "iterations",
+        "candidates_trained",
+        "candidates_failed",
+    ):
         metrics.log_metric(key, result[key])
     confusion.log_confusion_matrix(result["class_names"], result["confusion_matrix"])
     shutil.copyfile(f"{model.path}/report.md", report.path)
     model.metadata.update(
-        framework="keras", keras_file="model.keras", saved_model_dir="saved_model",
-        test_accuracy=result["test_accuracy"], params=result["params"],
+        framework="keras",
+        keras_file="model.keras",
+        saved_model_dir="saved_model",
+        test_accuracy=result["test_accuracy"],
+        params=result["params"],
     )

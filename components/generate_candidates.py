@@ -25,10 +25,12 @@ def generate_candidates(
     from rachel.core.config import SearchConfig
 
     candidates = steps.generate_candidates(
-        SearchConfig.from_json(config_json), iteration,
+        SearchConfig.from_json(config_json),
+        iteration,
         controller_in.path if controller_in else None,
         ensemble_in.path if ensemble_in else None,
-        controller_out.path, plan=plan_json or None,
+        controller_out.path,
+        plan=plan_json or None,
     )
     controller_out.metadata.update(iteration=iteration, pending=len(candidates))
     return candidates

@@ -29,12 +29,23 @@ def promote_champion(
     from rachel.core.config import SearchConfig
 
     config = SearchConfig.from_json(config_json)
-    info = {"runner": "kubeflow", "run_id": run_id, "model_uri": model.uri, "seed": config.seed,
-            "config_fingerprint": planner.plan_summary(config)["config_fingerprint"]}
+    info = {
+        "runner": "kubeflow",
+        "run_id": run_id,
+        "model_uri": model.uri,
+        "seed": config.seed,
+        "config_fingerprint": planner.plan_summary(config)["config_fingerprint"],
+    }
     with tempfile.TemporaryDirectory() as records:  # the input model artifact stays untouched
-        record = champions.promote(registry, model.path, controller.path,
-                                   champions.splits_fingerprint(splits.path), promotion_margin,
-                                   info, record_dir=records)
+        record = champions.promote(
+            registry,
+            model.path,
+            controller.path,
+            champions.splits_fingerprint(splits.path),
+            promotion_margin,
+            info,
+            record_dir=records,
+        )
     with open(report.path, "w") as fh:
         fh.write(champions.render_markdown(record))
     metrics.log_metric("promoted", float(record["promoted"]))
@@ -42,5 +53,8 @@ def promote_champion(
     if record["champion_test_accuracy"] is not None:
         metrics.log_metric("champion_test_accuracy", record["champion_test_accuracy"])
     metrics.log_metric("promotion_margin", record["margin"])
-    report.metadata.update(record=json.dumps(record, sort_keys=True), decision=record["decision"],
-                           champion=record["champion_after"])
+    report.metadata.update(
+        record=json.dumps(record, sort_keys=True),
+        decision=record["decision"],
+        champion=record["champion_after"],
+    )

@@ -66,8 +66,10 @@ class Images:
     def __post_init__(self) -> None:
         _checked_tag(self.tag, "image tag")
         if not self.registry or self.registry != self.registry.strip() or " " in self.registry:
-            raise ConfigError(f"image registry {self.registry!r} is not a registry path",
-                              "write e.g. europe-west4-docker.pkg.dev/PROJECT/REPO")
+            raise ConfigError(
+                f"image registry {self.registry!r} is not a registry path",
+                "write e.g. europe-west4-docker.pkg.dev/PROJECT/REPO",
+            )
 
     @classmethod
     def from_env(cls, registry: str | None = None, tag: str | None = None) -> Images:
@@ -132,8 +134,10 @@ class Placement:
             raise ConfigError("train_backoff_factor must be >= 1")
         for name in ("cpu_request", "memory_request", "train_cpu_request", "train_memory_request"):
             if not re.match(r"^[0-9.]+[A-Za-z]*$", getattr(self, name)):
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not a Kubernetes quantity",
-                                  "write e.g. 2, 500m, 8G")
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} is not a Kubernetes quantity",
+                    "write e.g. 2, 500m, 8G",
+                )
 
     def replace(self, **overrides: Any) -> Placement:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})

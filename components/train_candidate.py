@@ -38,7 +38,10 @@ def train_candidate(
         ).hexdigest()[:24]
         checkpoint = storage.join(checkpoint_root, "checkpoints", key)
     summary = steps.train_candidate(
-        SearchConfig.from_json(config_json), splits.path, candidate, model.path,
+        SearchConfig.from_json(config_json),
+        splits.path,
+        candidate,
+        model.path,
         checkpoint_uri=checkpoint,
     )
     for key in ("val_accuracy", "val_loss", "params", "epochs_run", "train_seconds"):
@@ -46,6 +49,9 @@ def train_candidate(
             metrics.log_metric(key, summary[key])
     metrics.log_metric("succeeded", 1.0 if summary["status"] == "ok" else 0.0)  # UI: numbers
     model.metadata.update(
-        candidate_id=summary["candidate_id"], status=summary["status"], framework="keras",
-        seed=summary.get("seed"), val_accuracy=summary.get("val_accuracy"),
+        candidate_id=summary["candidate_id"],
+        status=summary["status"],
+        framework="keras",
+        seed=summary.get("seed"),
+        val_accuracy=summary.get("val_accuracy"),
     )

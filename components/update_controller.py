@@ -19,7 +19,9 @@ def update_controller(
     from rachel.core.config import SearchConfig
 
     stats = steps.update_controller(
-        SearchConfig.from_json(config_json), controller_in.path, ensemble.path,
+        SearchConfig.from_json(config_json),
+        controller_in.path,
+        ensemble.path,
         controller_out.path,
     )
     for key, value in stats.items():

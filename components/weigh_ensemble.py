@@ -41,9 +41,14 @@ def weigh_ensemble(
 
     config = SearchConfig.from_json(config_json)
     entry = steps.weigh_ensemble(
-        config, iteration, splits.path,
-        ensemble_in.path if ensemble_in else None, [c.path for c in candidates],
-        ensemble_out.path, plan=plan_json or None, candidate_uris=[c.uri for c in candidates],
+        config,
+        iteration,
+        splits.path,
+        ensemble_in.path if ensemble_in else None,
+        [c.path for c in candidates],
+        ensemble_out.path,
+        plan=plan_json or None,
+        candidate_uris=[c.uri for c in candidates],
     )
     history = EnsembleState.read(ensemble_out.path).history
     fired = stop_rules.safety_net_activations(history)
@@ -54,11 +59,16 @@ def weigh_ensemble(
     metrics.log_metric("accepted", int(entry["accepted"]))
     metrics.log_metric("safety_net_activations", fired)
     ensemble_out.metadata.update(
-        iteration=iteration, best_candidate=entry["best_candidate"], decision=entry["decision"],
-        members=entry["members"], accepted=entry["accepted"], objective=entry["objective"],
+        iteration=iteration,
+        best_candidate=entry["best_candidate"],
+        decision=entry["decision"],
+        members=entry["members"],
+        accepted=entry["accepted"],
+        objective=entry["objective"],
     )
     best = stop_rules.best_val_accuracy(entry)
     stop = stop_rules.config_stop_reason(config, history) is not None
-    WeighOutputs = namedtuple("WeighOutputs", ["safety_net_activations", "best_val_accuracy",
-                                               "keep_searching"])
+    WeighOutputs = namedtuple(
+        "WeighOutputs", ["safety_net_activations", "best_val_accuracy", "keep_searching"]
+    )
     return WeighOutputs(fired, best, not stop)

@@ -61,9 +61,7 @@ def _standard_block(x: Any, width: int, index: int, pool_first: bool) -> Any:
 
     name = f"b{index}_std"
     if pool_first:
-        x = keras.layers.Conv2D(
-            width, 3, padding="same", use_bias=False, name=f"{name}_conv"
-        )(x)
+        x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
         if _can_pool(x):
             x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)

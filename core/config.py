@@ -40,104 +40,165 @@ def setting(
     ``{"controller": "learning_rate"}`` for :class:`~rachel.core.controller.ControllerSettings`).
     The type is the annotation.  Validation, the CLI and the per-module settings are derived
     from these (:func:`module_settings`, :mod:`rachel.cli.options`)."""
-    meta = {"help": help, "choices": choices, "low": low, "above": above, "high": high,
-            "flag": flag, "to": to or {}}
+    meta = {
+        "help": help,
+        "choices": choices,
+        "low": low,
+        "above": above,
+        "high": high,
+        "flag": flag,
+        "to": to or {},
+    }
     return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class SearchConfig:
     # data
-    dataset: str = setting("fashion_mnist", "built-in name (fashion_mnist, mnist, cifar10, "
-                           "svhn, cifar10_cat_dog, ...) or a path / gs:// URI to a user .npz or "
-                           ".parquet file")
-    data_dir: str | None = setting(None, "folder or gs:// prefix holding a built-in dataset's "
-                                   "files")
-    train_size: int | None = setting(None, "examples in the train split (default: the "
-                                     "official split)", low=1)
+    dataset: str = setting(
+        "fashion_mnist",
+        "built-in name (fashion_mnist, mnist, cifar10, "
+        "svhn, cifar10_cat_dog, ...) or a path / gs:// URI to a user .npz or "
+        ".parquet file",
+    )
+    data_dir: str | None = setting(
+        None, "folder or gs:// prefix holding a built-in dataset's files"
+    )
+    train_size: int | None = setting(
+        None, "examples in the train split (default: the official split)", low=1
+    )
     val_size: int | None = setting(None, "examples in the validation split", low=1)
     test_size: int | None = setting(None, "examples in the test split", low=1)
-    seed: int = setting(0, "seed of the whole run (recorded in the artifacts)",
-                        to={"controller": "seed"})
+    seed: int = setting(
+        0, "seed of the whole run (recorded in the artifacts)", to={"controller": "seed"}
+    )
     # search (paper section 2.5)
     iterations: int = setting(10, "search iterations", low=1)
     candidates: int = setting(4, "candidates per iteration", low=1)
-    max_new_layers: int = setting(3, "layers a candidate may add", low=1,
-                                  to={"controller": "max_new_layers"})
-    max_width: int = setting(MAX_WIDTH, f"width cap ({MIN_WIDTH}..{MAX_WIDTH})", low=MIN_WIDTH,
-                             high=MAX_WIDTH, to={"controller": "max_width"})
-    controller: str = setting("rl", "'random' = the random-search ablation", choices=CONTROLLERS,
-                              to={"controller": "kind"})
+    max_new_layers: int = setting(
+        3, "layers a candidate may add", low=1, to={"controller": "max_new_layers"}
+    )
+    max_width: int = setting(
+        MAX_WIDTH,
+        f"width cap ({MIN_WIDTH}..{MAX_WIDTH})",
+        low=MIN_WIDTH,
+        high=MAX_WIDTH,
+        to={"controller": "max_width"},
+    )
+    controller: str = setting(
+        "rl",
+        "'random' = the random-search ablation",
+        choices=CONTROLLERS,
+        to={"controller": "kind"},
+    )
     ensemble: bool = setting(True, "--no-ensemble: ablation, keep only the best single model")
     time_budget_seconds: float | None = setting(
-        None, "wall-clock budget of the whole run: the planner fits iterations and candidates "
+        None,
+        "wall-clock budget of the whole run: the planner fits iterations and candidates "
         "into it from the candidate times it measures (overrides the preset's; 0 = no budget)",
-        above=0, flag="--time-budget")
+        above=0,
+        flag="--time-budget",
+    )
     max_safety_net_activations: int = setting(
-        0, "stop once the safety net has fired this many times (0 = never)", low=0)
+        0, "stop once the safety net has fired this many times (0 = never)", low=0
+    )
     target_accuracy: float = setting(
-        0.0, "stop once an iteration's best candidate reaches this validation accuracy "
-        "(0 = never)", low=0, high=1)
+        0.0,
+        "stop once an iteration's best candidate reaches this validation accuracy (0 = never)",
+        low=0,
+        high=1,
+    )
     temperature: float = setting(1.5, "sampling temperature at iteration 0", above=0)
-    temperature_decay: float = setting(0.95, "temperature factor per iteration", above=0,
-                                       high=1)
+    temperature_decay: float = setting(0.95, "temperature factor per iteration", above=0, high=1)
     # 1e-2: the paper's 1e-3 does not move the policy in 40 rewards (rachel.core.controller)
-    controller_learning_rate: float = setting(1e-2, "controller Adam learning rate", above=0,
-                                              to={"controller": "learning_rate"})
-    controller_advantage: str = setting("ema_critic", "how rewards become advantages",
-                                        choices=CONTROLLER_ADVANTAGES,
-                                        to={"controller": "advantage"})
-    controller_baseline_decay: float = setting(0.9, "running-baseline decay", low=0, high=0.999,
-                                               to={"controller": "baseline_decay"})
-    controller_scale_floor: float = setting(1e-3, "floor of the advantage scale", above=0,
-                                            to={"controller": "scale_floor"})
+    controller_learning_rate: float = setting(
+        1e-2, "controller Adam learning rate", above=0, to={"controller": "learning_rate"}
+    )
+    controller_advantage: str = setting(
+        "ema_critic",
+        "how rewards become advantages",
+        choices=CONTROLLER_ADVANTAGES,
+        to={"controller": "advantage"},
+    )
+    controller_baseline_decay: float = setting(
+        0.9, "running-baseline decay", low=0, high=0.999, to={"controller": "baseline_decay"}
+    )
+    controller_scale_floor: float = setting(
+        1e-3, "floor of the advantage scale", above=0, to={"controller": "scale_floor"}
+    )
     gamma: float = setting(0.9, "controller discount", low=0, high=1, to={"controller": "gamma"})
-    entropy_coef: float = setting(0.01, "controller entropy bonus", low=0,
-                                  to={"controller": "entropy_coef"})
-    critic_coef: float = setting(0.5, "controller critic-loss weight", low=0,
-                                 to={"controller": "critic_coef"})
+    entropy_coef: float = setting(
+        0.01, "controller entropy bonus", low=0, to={"controller": "entropy_coef"}
+    )
+    critic_coef: float = setting(
+        0.5, "controller critic-loss weight", low=0, to={"controller": "critic_coef"}
+    )
     # candidate training
-    epochs: int = setting(100, "max training epochs per candidate", low=1,
-                          to={"training": "epochs"})
+    epochs: int = setting(
+        100, "max training epochs per candidate", low=1, to={"training": "epochs"}
+    )
     batch_size: int = setting(128, "training batch size", low=1, to={"training": "batch_size"})
-    learning_rate: float = setting(1e-3, "candidate Adam learning rate", above=0,
-                                   to={"training": "learning_rate"})
-    patience: int = setting(10, "early-stopping patience (epochs)", low=0,
-                            to={"training": "patience"})
-    min_delta: float = setting(1e-3, "smallest val_loss improvement that counts", low=0,
-                               to={"training": "min_delta"})
-    augmentation: str = setting("dataset", "dataset = the paper's flips + translations where "
-                                "the data allows", choices=AUGMENTATION_OPTIONS)
-    head: str = setting("flatten", "classifier head (the paper is silent; see "
-                        "rachel.core.architecture)", choices=HEAD_OPTIONS,
-                        to={"training": "head"})
-    pool_first: bool = setting(False, "pool before a block's convolutions (2.8x faster on CPU)",
-                               to={"training": "pool_first"})
-    train_examples: int | None = setting(None, "training examples per candidate (default: all)",
-                                         low=1, to={"training": "train_examples"})
-    parallel_candidates: int = setting(1, "candidates trained at once (rachel search: worker "
-                                       "processes)", low=1)
-    train_threads: int | None = setting(None, "intra-op threads per candidate", low=1,
-                                        to={"training": "threads"})
-    max_candidate_seconds: float | None = setting(None, "training-time cap per candidate "
-                                                  "(planner)", above=0)
+    learning_rate: float = setting(
+        1e-3, "candidate Adam learning rate", above=0, to={"training": "learning_rate"}
+    )
+    patience: int = setting(
+        10, "early-stopping patience (epochs)", low=0, to={"training": "patience"}
+    )
+    min_delta: float = setting(
+        1e-3, "smallest val_loss improvement that counts", low=0, to={"training": "min_delta"}
+    )
+    augmentation: str = setting(
+        "dataset",
+        "dataset = the paper's flips + translations where the data allows",
+        choices=AUGMENTATION_OPTIONS,
+    )
+    head: str = setting(
+        "flatten",
+        "classifier head (the paper is silent; see rachel.core.architecture)",
+        choices=HEAD_OPTIONS,
+        to={"training": "head"},
+    )
+    pool_first: bool = setting(
+        False,
+        "pool before a block's convolutions (2.8x faster on CPU)",
+        to={"training": "pool_first"},
+    )
+    train_examples: int | None = setting(
+        None,
+        "training examples per candidate (default: all)",
+        low=1,
+        to={"training": "train_examples"},
+    )
+    parallel_candidates: int = setting(
+        1, "candidates trained at once (rachel search: worker processes)", low=1
+    )
+    train_threads: int | None = setting(
+        None, "intra-op threads per candidate", low=1, to={"training": "threads"}
+    )
+    max_candidate_seconds: float | None = setting(
+        None, "training-time cap per candidate (planner)", above=0
+    )
     # ensemble weighting and safety net
-    ensemble_solver: str = setting("slsqp", "mixture-weight solver; adam = the paper's fixed "
-                                   "epochs", choices=ENSEMBLE_SOLVERS)
+    ensemble_solver: str = setting(
+        "slsqp", "mixture-weight solver; adam = the paper's fixed epochs", choices=ENSEMBLE_SOLVERS
+    )
     ensemble_epochs: int = setting(10, "Adam epochs of the mixture fit (solver adam)", low=1)
-    final_ensemble_epochs: int = setting(50, "Adam epochs of the final refit (solver adam)",
-                                         low=1)
-    ensemble_learning_rate: float = setting(1e-3, "mixture-fit learning rate (solver adam)",
-                                            above=0)
+    final_ensemble_epochs: int = setting(50, "Adam epochs of the final refit (solver adam)", low=1)
+    ensemble_learning_rate: float = setting(
+        1e-3, "mixture-fit learning rate (solver adam)", above=0
+    )
     ensemble_batch_size: int = setting(32, "mixture-fit batch size (solver adam)", low=1)
     safety_tolerance: float = setting(0.01, "safety net: accepted loss increase", low=0)
     # GPU-only options ("auto" = on when a GPU is present)
-    mixed_precision: str = setting("auto", "GPU-only (auto = on when a GPU is present)",
-                                   choices=DEVICE_OPTIONS)
-    xla: str = setting("auto", "GPU-only XLA compilation (auto = on when a GPU is present)",
-                       choices=DEVICE_OPTIONS)
-    multi_gpu: str = setting("auto", "GPU-only data parallelism over the visible GPUs",
-                             choices=DEVICE_OPTIONS)
+    mixed_precision: str = setting(
+        "auto", "GPU-only (auto = on when a GPU is present)", choices=DEVICE_OPTIONS
+    )
+    xla: str = setting(
+        "auto", "GPU-only XLA compilation (auto = on when a GPU is present)", choices=DEVICE_OPTIONS
+    )
+    multi_gpu: str = setting(
+        "auto", "GPU-only data parallelism over the visible GPUs", choices=DEVICE_OPTIONS
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -191,6 +252,8 @@ _TYPES, _OPTIONAL = _field_types()
 def setting_type(name: str) -> type:
     """The type of setting ``name`` (int, float, str or bool), read off its annotation."""
     return _TYPES[name]
+
+
 _EXAMPLES = {int: "3", float: "0.5", str: "name", bool: "true"}
 
 
@@ -209,8 +272,11 @@ def _check(f: dataclasses.Field[Any], value: Any) -> None:
         )
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
-    checks = (("low", ">=", lambda v, x: v >= x), ("above", ">", lambda v, x: v > x),
-              ("high", "<=", lambda v, x: v <= x))
+    checks = (
+        ("low", ">=", lambda v, x: v >= x),
+        ("above", ">", lambda v, x: v > x),
+        ("high", "<=", lambda v, x: v <= x),
+    )
     for key, op, ok in checks:
         limit = meta[key]
         if limit is not None and not ok(value, limit):
@@ -226,6 +292,7 @@ def module_settings(config: SearchConfig, module: str) -> dict[str, Any]:
         for f in dataclasses.fields(config)
         if module in f.metadata["to"]
     }
+
 
 # Named budgets.  "paper" is section 2.5 on the full dataset.  The others are wall-clock
 # targets on this project's 2-core CPU machine (about 2, 10 and 30 minutes for the whole

@@ -99,8 +99,9 @@ def _load_npy(data: bytes, uri: str) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise ArtifactError(f"{uri} is not a readable .npy array ({err})",
-                            "re-run train_candidate") from err
+        raise ArtifactError(
+            f"{uri} is not a readable .npy array ({err})", "re-run train_candidate"
+        ) from err
 
 
 # ------------------------------------------------------------------ member references
@@ -283,8 +284,9 @@ class EnsembleState:
         known = {f.name for f in fields(cls)} - {"folder"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ArtifactError(f"ensemble {folder} has unknown fields {unknown}",
-                                "re-run the step that writes it")
+            raise ArtifactError(
+                f"ensemble {folder} has unknown fields {unknown}", "re-run the step that writes it"
+            )
         members = []
         for member in data.get("members", []):
             if not isinstance(member, dict) or "candidate_id" not in member:
@@ -316,8 +318,9 @@ class EnsembleState:
             return cls()
         data = _read_json(uri, "ensemble state")
         if not isinstance(data, dict):
-            raise ArtifactError(f"ensemble state {uri} is not a JSON object",
-                                "re-run the step that writes it")
+            raise ArtifactError(
+                f"ensemble state {uri} is not a JSON object", "re-run the step that writes it"
+            )
         return cls.from_json(data, folder)
 
     def write(self, folder: Path, location: str | os.PathLike[str] | None = None) -> None:

@@ -151,13 +151,15 @@ def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, 
     data = json.loads(plan) if isinstance(plan, str) else plan
     raw = data.get("schedules", {}) if isinstance(data, Mapping) else None
     if not isinstance(raw, Mapping):
-        raise ConfigError("a plan's schedules must map candidate ids to schedules",
-                          "pass a plan.json from a run")
+        raise ConfigError(
+            "a plan's schedules must map candidate ids to schedules", "pass a plan.json from a run"
+        )
     try:
         return {str(k): {f: int(v[f]) for f in ("epochs", "examples")} for k, v in raw.items()}
     except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"malformed schedule in the plan ({err})",
-                          "pass a plan.json from a run") from err
+        raise ConfigError(
+            f"malformed schedule in the plan ({err})", "pass a plan.json from a run"
+        ) from err
 
 
 def estimate_iteration(
@@ -201,8 +203,15 @@ def decide(
     if iteration == 0 or not candidate_seconds:
         rounds = math.ceil(candidates / max(1, workers))
         share = (budget_seconds - elapsed_seconds - reserve_seconds) / rounds
-        return Decision(iteration, "continue", candidates, round(elapsed_seconds, 1), None,
-                        budget_seconds, limit(share))
+        return Decision(
+            iteration,
+            "continue",
+            candidates,
+            round(elapsed_seconds, 1),
+            None,
+            budget_seconds,
+            limit(share),
+        )
     left = budget_seconds - elapsed_seconds - reserve_seconds
     per_candidate = estimate_iteration(candidate_seconds, 1, 1)
     for count in range(candidates, 0, -1):
@@ -210,13 +219,19 @@ def decide(
         share = left / rounds
         if share >= MIN_SHARE * per_candidate:
             return Decision(
-                iteration, "continue", count, round(elapsed_seconds, 1),
-                round(rounds * min(share, per_candidate), 1), budget_seconds, limit(share),
+                iteration,
+                "continue",
+                count,
+                round(elapsed_seconds, 1),
+                round(rounds * min(share, per_candidate), 1),
+                budget_seconds,
+                limit(share),
             )
         if count <= workers:  # fewer than one round of workers saves no time
             break
-    return Decision(iteration, "stop", 0, round(elapsed_seconds, 1), round(per_candidate, 1),
-                    budget_seconds)
+    return Decision(
+        iteration, "stop", 0, round(elapsed_seconds, 1), round(per_candidate, 1), budget_seconds
+    )
 
 
 def keep_searching(history: Sequence[Mapping[str, Any]]) -> bool:

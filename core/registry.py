@@ -133,8 +133,11 @@ def check_margin(margin: float) -> float:
 
 def _accuracy(metrics: Mapping[str, Any], what: str) -> float:
     value = metrics.get("test_accuracy")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not 0.0 <= float(value) <= 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0.0 <= float(value) <= 1.0
+    ):
         raise ArtifactError(
             f"{what} has no valid test_accuracy (got {value!r})",
             "pass the metrics.json written by the final evaluation",
@@ -188,8 +191,12 @@ def decide_promotion(
     new = _accuracy(new_metrics, "the new model's metrics")
     if champion is None:
         return PromotionDecision(
-            True, "no champion yet: this model becomes the first champion", new_test_accuracy=new,
-            champion_test_accuracy=None, champion_version=None, margin=margin,
+            True,
+            "no champion yet: this model becomes the first champion",
+            new_test_accuracy=new,
+            champion_test_accuracy=None,
+            champion_version=None,
+            margin=margin,
             test_split_fingerprint=fingerprint,
         )
     version = str(champion.get("version"))
@@ -210,12 +217,20 @@ def decide_promotion(
     elif abs(gain) <= _EPS:
         reason = f"{new:.4f} ties the champion's {old:.4f}: a tie keeps the champion"
     else:
-        reason = (f"{new:.4f} vs the champion's {old:.4f}: a gain of {gain:+.4f} does not reach "
-                  f"the margin {margin:.4f}" if gain > 0 else
-                  f"{new:.4f} is below the champion's {old:.4f} ({gain:+.4f})")
+        reason = (
+            f"{new:.4f} vs the champion's {old:.4f}: a gain of {gain:+.4f} does not reach "
+            f"the margin {margin:.4f}"
+            if gain > 0
+            else f"{new:.4f} is below the champion's {old:.4f} ({gain:+.4f})"
+        )
     return PromotionDecision(
-        promoted, reason, new_test_accuracy=new, champion_test_accuracy=old,
-        champion_version=version, margin=margin, test_split_fingerprint=fingerprint,
+        promoted,
+        reason,
+        new_test_accuracy=new,
+        champion_test_accuracy=old,
+        champion_version=version,
+        margin=margin,
+        test_split_fingerprint=fingerprint,
     )
 
 
@@ -228,8 +243,9 @@ def registry_root(uri: str | Path) -> str:
     if uri.startswith("file://"):
         parsed = urllib.parse.urlparse(uri)
         if parsed.netloc not in ("", "localhost"):
-            raise ConfigError(f"file URI {uri!r} names a host",
-                              "write file:///absolute/path (three slashes)")
+            raise ConfigError(
+                f"file URI {uri!r} names a host", "write file:///absolute/path (three slashes)"
+            )
         return urllib.parse.unquote(parsed.path)
     if storage.is_gcs(uri):
         storage.split_gcs(uri)  # a malformed bucket is a StorageError here
@@ -249,12 +265,20 @@ def _read_pointer(root: str) -> tuple[dict[str, Any] | None, int | str | None]:
     try:
         pointer = json.loads(data)
     except json.JSONDecodeError as err:
-        raise ArtifactError(f"{uri} is not valid JSON ({err})",
-                            "restore it from history/ or versions/ of the registry") from err
-    if not isinstance(pointer, dict) or not {"version", "path", "test_accuracy",
-                                             "test_split_fingerprint"} <= set(pointer):
-        raise ArtifactError(f"{uri} is not a champion pointer",
-                            "restore it from history/ or versions/ of the registry")
+        raise ArtifactError(
+            f"{uri} is not valid JSON ({err})",
+            "restore it from history/ or versions/ of the registry",
+        ) from err
+    if not isinstance(pointer, dict) or not {
+        "version",
+        "path",
+        "test_accuracy",
+        "test_split_fingerprint",
+    } <= set(pointer):
+        raise ArtifactError(
+            f"{uri} is not a champion pointer",
+            "restore it from history/ or versions/ of the registry",
+        )
     return pointer, token
 
 
@@ -263,8 +287,9 @@ def champion(registry_uri: str | Path) -> dict[str, Any] | None:
     return _read_pointer(registry_root(registry_uri))[0]
 
 
-def new_version_id(run_info: Mapping[str, Any] | None = None,
-                   now: dt.datetime | None = None) -> str:
+def new_version_id(
+    run_info: Mapping[str, Any] | None = None, now: dt.datetime | None = None
+) -> str:
     """``YYYYMMDDTHHMMSSffffffZ-<hash of run_info, 8 hex>-<4 random hex>``: unique, sortable."""
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     digest = hashlib.sha256(json.dumps(run_info or {}, sort_keys=True, default=str).encode())
@@ -280,26 +305,32 @@ def _sha256_file(path: Path) -> str:
 
 
 def _files(folder: Path, skip: tuple[str, ...] = ()) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.relative_to(folder).as_posix() not in skip)
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in skip
+    )
 
 
-def _upload_payload(version_uri: str, final_dir: Path, controller_dir: Path,
-                    metrics: dict[str, Any]) -> list[dict[str, Any]]:
+def _upload_payload(
+    version_uri: str, final_dir: Path, controller_dir: Path, metrics: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Copy the model and the controller checkpoint into the version, file by file (streamed);
     return the manifest entries.  The run's own gate records are not part of the model."""
     entries = []
-    for prefix, folder, skip in ((MODEL_DIR, final_dir, (RECORD_FILE, REPORT_FILE)),
-                                 (CONTROLLER_DIR, controller_dir, ())):
+    for prefix, folder, skip in (
+        (MODEL_DIR, final_dir, (RECORD_FILE, REPORT_FILE)),
+        (CONTROLLER_DIR, controller_dir, ()),
+    ):
         for file in _files(folder, skip):
             rel = f"{prefix}/{file.relative_to(folder).as_posix()}"
             storage.upload_file(file, storage.join(version_uri, rel))
-            entries.append({"path": rel, "bytes": file.stat().st_size,
-                            "sha256": _sha256_file(file)})
+            entries.append(
+                {"path": rel, "bytes": file.stat().st_size, "sha256": _sha256_file(file)}
+            )
     data = _json_bytes(metrics)
     storage.write_bytes(storage.join(version_uri, METRICS_FILE), data)
-    entries.append({"path": METRICS_FILE, "bytes": len(data),
-                    "sha256": hashlib.sha256(data).hexdigest()})
+    entries.append(
+        {"path": METRICS_FILE, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    )
     return entries
 
 
@@ -310,8 +341,8 @@ def _seal(version_uri: str, record: dict[str, Any], entries: list[dict[str, Any]
     manifest = {
         "format": FORMAT,
         "version": record["run_version"],
-        "files": entries + [{"path": RECORD_FILE, "bytes": len(data),
-                             "sha256": hashlib.sha256(data).hexdigest()}],
+        "files": entries
+        + [{"path": RECORD_FILE, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}],
     }
     storage.write_bytes(storage.join(version_uri, MANIFEST_FILE), _json_bytes(manifest))
 
@@ -350,11 +381,15 @@ def promote(
     try:
         metrics = json.loads((final_dir / METRICS_FILE).read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise ArtifactError(f"{final_dir}/{METRICS_FILE} is missing or unreadable ({err})",
-                            "pass the final/ folder written by the evaluation") from err
+        raise ArtifactError(
+            f"{final_dir}/{METRICS_FILE} is missing or unreadable ({err})",
+            "pass the final/ folder written by the evaluation",
+        ) from err
     if not (controller_dir / CONTROLLER_STATE_FILE).is_file():
-        raise ArtifactError(f"{controller_dir} holds no {CONTROLLER_STATE_FILE}",
-                            "pass a controller checkpoint written by Controller.save")
+        raise ArtifactError(
+            f"{controller_dir} holds no {CONTROLLER_STATE_FILE}",
+            "pass a controller checkpoint written by Controller.save",
+        )
     info = dict(run_info or {})
     target = Path(record_dir) if record_dir is not None else final_dir
     earlier = _repeated_promotion(target / RECORD_FILE, registry_uri, _read_pointer(root)[0])
@@ -384,8 +419,12 @@ def promote(
         if not decision.promoted:
             break
         if entries is None:  # the heavy upload happens once, whatever the retries
-            entries = _upload_payload(version_uri, final_dir, controller_dir,
-                                      {**metrics, "test_split_fingerprint": fingerprint})
+            entries = _upload_payload(
+                version_uri,
+                final_dir,
+                controller_dir,
+                {**metrics, "test_split_fingerprint": fingerprint},
+            )
         _seal(version_uri, record, entries)
         new_pointer = {
             "format": FORMAT,
@@ -398,8 +437,9 @@ def promote(
             "margin": margin,
         }
         try:
-            storage.write_if_unchanged(storage.join(root, POINTER_FILE),
-                                       _json_bytes(new_pointer), token)
+            storage.write_if_unchanged(
+                storage.join(root, POINTER_FILE), _json_bytes(new_pointer), token
+            )
             break
         except ConflictError:
             continue  # another run promoted first: compare with its model instead
@@ -430,9 +470,12 @@ def _repeated_promotion(
         earlier = json.loads(record_path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if (isinstance(earlier, dict) and earlier.get("promoted") is True
-            and earlier.get("registry") == str(registry_uri)
-            and earlier.get("run_version") == pointer.get("version")):
+    if (
+        isinstance(earlier, dict)
+        and earlier.get("promoted") is True
+        and earlier.get("registry") == str(registry_uri)
+        and earlier.get("run_version") == pointer.get("version")
+    ):
         return {**earlier, "repeated": True}
     return None
 
@@ -440,18 +483,23 @@ def _repeated_promotion(
 def describe(record: Mapping[str, Any]) -> str:
     """One or two lines for a console."""
     if record.get("repeated"):
-        head = (f"promotion: already PROMOTED earlier as {record['run_version']}, still the "
-                f"champion of {record['registry']}")
+        head = (
+            f"promotion: already PROMOTED earlier as {record['run_version']}, still the "
+            f"champion of {record['registry']}"
+        )
     elif record["promoted"]:
         head = f"promotion: PROMOTED {record['run_version']} as champion of {record['registry']}"
     else:
-        head = (f"promotion: KEPT champion {record['champion_version']} of {record['registry']} "
-                f"(this run: {record['run_version']}, recorded in history/)")
+        head = (
+            f"promotion: KEPT champion {record['champion_version']} of {record['registry']} "
+            f"(this run: {record['run_version']}, recorded in history/)"
+        )
     return f"{head}\n  {record['reason']}"
 
 
 def render_markdown(record: Mapping[str, Any]) -> str:
     """The gate's summary as Markdown (``promotion.md``, the pipeline's report)."""
+
     def acc(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
@@ -485,13 +533,15 @@ def check_controller_compatible(
     """Raise :class:`RegistryError` unless ``saved`` (a checkpoint's settings) and
     ``settings`` (a :class:`~rachel.core.controller.ControllerSettings` or a mapping) agree on
     the settings that shape the policy: :data:`POLICY_SETTINGS`."""
+
     def value(obj: Any, key: str) -> Any:
         return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
 
     differ = [k for k in POLICY_SETTINGS if value(saved, k) != value(settings, k)]
     if differ:
-        shown = ", ".join(f"{k}={value(saved, k)!r} there, {value(settings, k)!r} here"
-                          for k in differ)
+        shown = ", ".join(
+            f"{k}={value(saved, k)!r} there, {value(settings, k)!r} here" for k in differ
+        )
         raise RegistryError(
             f"{source} does not fit this search: {shown}",
             "run with the champion's controller settings, drop --warm-start, or use a new "
@@ -520,16 +570,21 @@ def champion_controller(
     prefix = f"{CONTROLLER_DIR}/"
     files = [e for e in manifest.get("files", []) if e["path"].startswith(prefix)]
     if not any(e["path"] == prefix + CONTROLLER_STATE_FILE for e in files):
-        raise ArtifactError(f"champion {pointer['version']} has no controller checkpoint",
-                            "promote a run that saved its controller, or drop --warm-start")
+        raise ArtifactError(
+            f"champion {pointer['version']} has no controller checkpoint",
+            "promote a run that saved its controller, or drop --warm-start",
+        )
     state = storage.read_json(storage.join(version_uri, prefix + CONTROLLER_STATE_FILE))
     if settings is not None:
-        check_controller_compatible(state.get("settings", {}), settings,
-                                    source=f"the controller of champion {pointer['version']}")
+        check_controller_compatible(
+            state.get("settings", {}),
+            settings,
+            source=f"the controller of champion {pointer['version']}",
+        )
     target = Path(target_local_dir)
     with storage.atomic_dir(target) as tmp:
         for entry in files:
-            local = tmp / entry["path"][len(prefix):]
+            local = tmp / entry["path"][len(prefix) :]
             storage.download_file(storage.join(version_uri, entry["path"]), local)
             if local.stat().st_size != entry["bytes"] or _sha256_file(local) != entry["sha256"]:
                 raise ArtifactError(
@@ -564,9 +619,14 @@ def _latest_controller(names: Iterable[str]) -> str | None:
     found: dict[str, list[tuple[int, str]]] = {"controller": [], "controller_gen": []}
     for name in names:
         parts = name.split("/")
-        if (len(parts) == 4 and parts[0] == "iterations" and parts[1].startswith("it")
-                and parts[1][2:].isdigit() and parts[2] in found
-                and parts[3] == CONTROLLER_STATE_FILE):
+        if (
+            len(parts) == 4
+            and parts[0] == "iterations"
+            and parts[1].startswith("it")
+            and parts[1][2:].isdigit()
+            and parts[2] in found
+            and parts[3] == CONTROLLER_STATE_FILE
+        ):
             found[parts[2]].append((int(parts[1][2:]), "/".join(parts[:3])))
     for kind in ("controller", "controller_gen"):
         if found[kind]:
@@ -580,12 +640,16 @@ def latest_controller_checkpoint(output: str | Path) -> Path:
     single-iteration run skips the last update, which nothing would use), the highest
     ``iterations/itNNN/controller_gen/`` (the state that sampled that iteration)."""
     output = Path(output)
-    names = (p.relative_to(output).as_posix()
-             for p in output.glob(f"iterations/*/*/{CONTROLLER_STATE_FILE}"))
+    names = (
+        p.relative_to(output).as_posix()
+        for p in output.glob(f"iterations/*/*/{CONTROLLER_STATE_FILE}")
+    )
     rel = _latest_controller(names)
     if rel is None:
-        raise ArtifactError(f"no controller checkpoint under {output / 'iterations'}",
-                            "run the gate on the output of a finished rachel search")
+        raise ArtifactError(
+            f"no controller checkpoint under {output / 'iterations'}",
+            "run the gate on the output of a finished rachel search",
+        )
     return output / rel
 
 
@@ -603,15 +667,25 @@ def promote_search_output(
     if not storage.is_gcs(uri):
         output = Path(uri)
         controller = latest_controller_checkpoint(output)
-        info = {**(run_info or {}),
-                "controller_checkpoint": controller.relative_to(output).as_posix()}
-        return promote(registry_uri, output / "final", controller,
-                       splits_fingerprint(output / "splits.npz"), margin, info)
+        info = {
+            **(run_info or {}),
+            "controller_checkpoint": controller.relative_to(output).as_posix(),
+        }
+        return promote(
+            registry_uri,
+            output / "final",
+            controller,
+            splits_fingerprint(output / "splits.npz"),
+            margin,
+            info,
+        )
     names = [f"iterations/{n}" for n in storage.list_files(storage.join(uri, "iterations"))]
     rel = _latest_controller(names)
     if rel is None:
-        raise ArtifactError(f"no controller checkpoint under {uri}/iterations",
-                            "run the gate on the output of a finished rachel search")
+        raise ArtifactError(
+            f"no controller checkpoint under {uri}/iterations",
+            "run the gate on the output of a finished rachel search",
+        )
     with tempfile.TemporaryDirectory(prefix="rachel-gate-") as tmp:
         local = Path(tmp)
         storage.download_dir(storage.join(uri, "final"), local / "final")

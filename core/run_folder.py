@@ -39,8 +39,7 @@ LOG_FILE = "search_log.jsonl"
 PLAN_FILE = "plan.json"
 FINAL_METRICS = "final/metrics.json"
 # Every top-level name a run writes (what --restart removes).
-RUN_ENTRIES = (CONFIG_FILE, MANIFEST_FILE, LOG_FILE, PLAN_FILE, "splits.npz", "iterations",
-               "final")
+RUN_ENTRIES = (CONFIG_FILE, MANIFEST_FILE, LOG_FILE, PLAN_FILE, "splits.npz", "iterations", "final")
 # Rewritten as the run goes: re-uploaded at every publish, not listed as steps.
 LIVE_FILES = (LOG_FILE, PLAN_FILE)
 
@@ -65,12 +64,13 @@ class RunFolder:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, uri: str | Path, config_json: dict[str, Any], *, restart: bool = False
-             ) -> RunFolder:
+    def open(
+        cls, uri: str | Path, config_json: dict[str, Any], *, restart: bool = False
+    ) -> RunFolder:
         """Inspect ``uri`` (writing nothing unless ``restart``) and say what the run does."""
         uri = str(uri)
         if uri.startswith("file://"):
-            uri = uri[len("file://"):]
+            uri = uri[len("file://") :]
         names = storage.list_files(uri)
         ours = [n for n in names if n.split("/", 1)[0] in RUN_ENTRIES]
         foreign = [n for n in names if n.split("/", 1)[0] not in RUN_ENTRIES]

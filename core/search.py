@@ -50,8 +50,13 @@ def checkpoint_for(target: Path) -> str:
 
 def _train_in_worker(config_json: str, splits: str, candidate: dict[str, Any], target: str) -> Any:
     """Pool entry point: one candidate in a worker process (threads pinned before TF starts)."""
-    return steps.train_candidate(SearchConfig.from_json(config_json), splits, candidate, target,
-                                 checkpoint_uri=checkpoint_for(Path(target)))
+    return steps.train_candidate(
+        SearchConfig.from_json(config_json),
+        splits,
+        candidate,
+        target,
+        checkpoint_uri=checkpoint_for(Path(target)),
+    )
 
 
 def _die_with_parent() -> None:
@@ -103,14 +108,18 @@ class CandidateTrainer:
                 initargs=(config.train_threads,),
             )
 
-    def train(self, splits: Path, candidates: list[dict[str, Any]], folder: Path) -> Iterator[
-        tuple[Path, dict[str, Any]]
-    ]:
+    def train(
+        self, splits: Path, candidates: list[dict[str, Any]], folder: Path
+    ) -> Iterator[tuple[Path, dict[str, Any]]]:
         targets = [folder / cand["candidate_id"] for cand in candidates]
         if self.pool is None:
             for cand, target in zip(candidates, targets, strict=True):
-                yield target, steps.train_candidate(self.config, splits, cand, target,
-                                                    checkpoint_uri=checkpoint_for(target))
+                yield (
+                    target,
+                    steps.train_candidate(
+                        self.config, splits, cand, target, checkpoint_uri=checkpoint_for(target)
+                    ),
+                )
             return
         config_json = json.dumps(self.config.to_json())
         futures = [
@@ -166,8 +175,14 @@ def run_search(
         if run.state == "finished":
             metrics = storage.read_json(run.work / "final" / "metrics.json")
             if on_event:
-                on_event({"t": 0.0, "event": "finished_earlier", "output": run.uri,
-                          "test_accuracy": metrics["test_accuracy"]})
+                on_event(
+                    {
+                        "t": 0.0,
+                        "event": "finished_earlier",
+                        "output": run.uri,
+                        "test_accuracy": metrics["test_accuracy"],
+                    }
+                )
             return dict(metrics)
         return _search(config, run, on_event, plan, initial_controller)
     finally:
@@ -207,12 +222,24 @@ def _search(
             on_event(event)
 
     if run.state == "new":
-        emit({"event": "plan", **planner.plan_summary(config), "replaying": bool(plan),
-              "warm_start": str(initial_controller) if initial_controller else None})
+        emit(
+            {
+                "event": "plan",
+                **planner.plan_summary(config),
+                "replaying": bool(plan),
+                "warm_start": str(initial_controller) if initial_controller else None,
+            }
+        )
         emit({"event": "data", **(data_summary or {})})
     else:
-        emit({"event": "resume", "output": run.uri, "completed_iterations": resumed_from,
-              "elapsed_before": round(offset, 2)})
+        emit(
+            {
+                "event": "resume",
+                "output": run.uri,
+                "completed_iterations": resumed_from,
+                "elapsed_before": round(offset, 2),
+            }
+        )
     if data_summary is not None:
         run.publish("splits.npz")
 
@@ -241,11 +268,18 @@ def _search(
                         run.publish(f"{it_rel}/candidates/{target.name}")
                         emit({"event": "candidate", "iteration": iteration, **summary})
                 entry = steps.weigh_ensemble(
-                    config, iteration, splits, ensemble, dirs, new_ensemble,
-                    elapsed_seconds=time.time() - started, plan=plan,
+                    config,
+                    iteration,
+                    splits,
+                    ensemble,
+                    dirs,
+                    new_ensemble,
+                    elapsed_seconds=time.time() - started,
+                    plan=plan,
                 )
-                emit({"event": "iteration",
-                      **{k: v for k, v in entry.items() if k != "candidates"}})
+                emit(
+                    {"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}}
+                )
                 run.publish(f"{it_rel}/ensemble")
             ensemble = new_ensemble
             schedules.update(entry.get("schedules", {}))
@@ -273,9 +307,7 @@ def _search(
             trainer.close()
 
     assert ensemble is not None
-    metrics = steps.evaluate_ensemble(
-        config, splits, ensemble, work / "final", started_at=started
-    )
+    metrics = steps.evaluate_ensemble(config, splits, ensemble, work / "final", started_at=started)
     emit(
         {
             "event": "final",
@@ -307,9 +339,10 @@ def _trained(folder: Path, candidate: dict[str, Any]) -> bool:
 def _completed_iterations(work: Path, iterations: int) -> int:
     """How many iterations an earlier attempt completed (their ensembles exist)."""
     done = 0
-    while done < iterations and (
-        work / "iterations" / f"it{done:03d}" / "ensemble" / ENSEMBLE_FILE
-    ).exists():
+    while (
+        done < iterations
+        and (work / "iterations" / f"it{done:03d}" / "ensemble" / ENSEMBLE_FILE).exists()
+    ):
         done += 1
     return done
 

@@ -110,15 +110,19 @@ def generate_candidates(
     if iteration == 0:
         planner.check_plan(planner.load_plan(plan), planner.plan_summary(config))
         decision = planner.decide(
-            0, candidates=config.candidates, workers=config.parallel_candidates,
-            budget_seconds=config.time_budget_seconds, elapsed_seconds=0.0,
-            candidate_seconds=[], max_candidate_seconds=config.max_candidate_seconds,
+            0,
+            candidates=config.candidates,
+            workers=config.parallel_candidates,
+            budget_seconds=config.time_budget_seconds,
+            elapsed_seconds=0.0,
+            candidate_seconds=[],
+            max_candidate_seconds=config.max_candidate_seconds,
             recorded=planner.load_decisions(plan),
         )
     else:
         decision = planner.Decision.from_json(
-            state.history[-1].get("next") or {"iteration": iteration, "action": "continue",
-                                              "candidates": config.candidates},
+            state.history[-1].get("next")
+            or {"iteration": iteration, "action": "continue", "candidates": config.candidates},
             replayed=False,
         )
     if decision.action == "stop":
@@ -132,8 +136,13 @@ def generate_candidates(
     controller.save(controller_out)
     return [
         Candidate(
-            cid, iteration, k, base, proposals[cid],
-            time_limit=decision.time_limit, schedule=schedules.get(cid),
+            cid,
+            iteration,
+            k,
+            base,
+            proposals[cid],
+            time_limit=decision.time_limit,
+            schedule=schedules.get(cid),
         ).to_json()
         for k, cid in enumerate(ids)
     ]
@@ -150,20 +159,27 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
         epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]
     elif candidate is not None:
         time_limit = candidate.time_limit
-    return TrainingSettings(**{
-        **module_settings(config, "training"),
-        "epochs": epochs,
-        "train_examples": examples,
-        "seed": seed,  # the candidate's own, derived from the run's
-        "augmentation": None if config.augmentation == "dataset" else config.augmentation,
-        "time_limit": time_limit,
-    })
+    return TrainingSettings(
+        **{
+            **module_settings(config, "training"),
+            "epochs": epochs,
+            "train_examples": examples,
+            "seed": seed,  # the candidate's own, derived from the run's
+            "augmentation": None if config.augmentation == "dataset" else config.augmentation,
+            "time_limit": time_limit,
+        }
+    )
 
 
-TRANSIENT_ERROR_NAMES = frozenset({
-    "ResourceExhaustedError",  # TensorFlow: out of (GPU or host) memory
-    "UnavailableError", "AbortedError", "DeadlineExceededError", "CancelledError",
-})
+TRANSIENT_ERROR_NAMES = frozenset(
+    {
+        "ResourceExhaustedError",  # TensorFlow: out of (GPU or host) memory
+        "UnavailableError",
+        "AbortedError",
+        "DeadlineExceededError",
+        "CancelledError",
+    }
+)
 
 
 def is_transient(err: BaseException) -> bool:
@@ -217,7 +233,11 @@ def train_candidate(
         (tmp / CANDIDATE_FILE).write_text(json.dumps(cand.to_json(), indent=2))
         try:
             result = train_candidate_model(
-                cand.spec, splits, settings, options, verbose=verbose,
+                cand.spec,
+                splits,
+                settings,
+                options,
+                verbose=verbose,
                 checkpoint_uri=checkpoint_uri,
             )
         except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
@@ -363,8 +383,12 @@ def weigh_ensemble(
 
     if decision.accept and best_id is not None:
         tc, fit = fits[best_id]
-        member = {"candidate_id": best_id, "spec": tc.candidate.spec.to_json(), "reused": False,
-                  "uri": references[best_id]}
+        member = {
+            "candidate_id": best_id,
+            "spec": tc.candidate.spec.to_json(),
+            "reused": False,
+            "uri": references[best_id],
+        }
         state.members = state.members + [member] if config.ensemble else [member]
         state.weights = [float(w) for w in fit.weights]
         state.objective = fit.loss

@@ -248,7 +248,7 @@ def list_files(prefix: str | os.PathLike[str]) -> list[str]:
         _blob(prefix)  # a missing bucket is a StorageError, not an empty listing
         with _gcs_errors(prefix, "list"):
             names = [b.name for b in _gcs_client().list_blobs(bucket_name, prefix=path)]
-        return sorted(n[len(path):] for n in names if not n.endswith("/"))
+        return sorted(n[len(path) :] for n in names if not n.endswith("/"))
     root = Path(prefix)
     if not root.is_dir():
         return []
@@ -400,9 +400,7 @@ def read_versioned(uri: str | os.PathLike[str]) -> tuple[bytes | None, int | str
     raise StorageError(f"{uri} kept changing while it was read", "retry the operation")
 
 
-def write_if_unchanged(
-    uri: str | os.PathLike[str], data: bytes, token: int | str | None
-) -> None:
+def write_if_unchanged(uri: str | os.PathLike[str], data: bytes, token: int | str | None) -> None:
     """Write ``data`` to ``uri`` only if it still is the version ``token`` names (from
     :func:`read_versioned`; ``None`` = only if it does not exist); otherwise raise
     :class:`~rachel.core.errors.ConflictError` and leave the object as it is.

@@ -134,7 +134,10 @@ def fit_model(
         rng.bit_generator.state = book["rng"]
         history = book["history"]
         best_loss, best_epoch, reference, wait = (
-            book["best_loss"], book["best_epoch"], book["reference"], book["wait"]
+            book["best_loss"],
+            book["best_epoch"],
+            book["reference"],
+            book["wait"],
         )
         best_weights = [saved.arrays[f"best/{i}"] for i in range(book["best_count"])]
         best_logits = saved.arrays["best_logits"] if "best_logits" in saved.arrays else None
@@ -142,8 +145,13 @@ def fit_model(
     for epoch in range(first, 0 if stopped else settings.epochs):
         x, y = epoch_arrays(x_train, y_train, rng, augmentation=augmentation)
         fit = model.fit(
-            x, y, batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-            shuffle=False, verbose=verbose,
+            x,
+            y,
+            batch_size=settings.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=verbose,
         )
         logits = np.asarray(model.predict(x_val, batch_size=PREDICT_BATCH, verbose=0), np.float32)
         val_loss = cross_entropy(logits, y_val)
@@ -162,8 +170,20 @@ def fit_model(
             wait += 1
             stopped = wait >= settings.patience
         if checkpoint is not None:
-            _save_epoch(checkpoint, epoch, model, rng, history, best_loss, best_epoch,
-                        best_weights, best_logits, reference, wait, stopped)
+            _save_epoch(
+                checkpoint,
+                epoch,
+                model,
+                rng,
+                history,
+                best_loss,
+                best_epoch,
+                best_weights,
+                best_logits,
+                reference,
+                wait,
+                stopped,
+            )
         if stopped:
             break
     if best_weights is None or best_logits is None:
@@ -188,27 +208,50 @@ def _assign(variables: Any, arrays: dict[str, np.ndarray], prefix: str) -> None:
     if count != len(variables):
         from rachel.core.errors import ArtifactError
 
-        raise ArtifactError(f"checkpoint holds {count} {prefix} variables, the model has "
-                            f"{len(variables)}", "delete the checkpoint to train from scratch")
+        raise ArtifactError(
+            f"checkpoint holds {count} {prefix} variables, the model has {len(variables)}",
+            "delete the checkpoint to train from scratch",
+        )
     for i, variable in enumerate(variables):
         variable.assign(arrays[f"{prefix}/{i}"])
 
 
-def _save_epoch(checkpoint: EpochCheckpoint, epoch: int, model: Any, rng: Any,
-                history: dict[str, list[float]], best_loss: float, best_epoch: int,
-                best_weights: list[np.ndarray] | None, best_logits: np.ndarray | None,
-                reference: float, wait: int, stopped: bool) -> None:
+def _save_epoch(
+    checkpoint: EpochCheckpoint,
+    epoch: int,
+    model: Any,
+    rng: Any,
+    history: dict[str, list[float]],
+    best_loss: float,
+    best_epoch: int,
+    best_weights: list[np.ndarray] | None,
+    best_logits: np.ndarray | None,
+    reference: float,
+    wait: int,
+    stopped: bool,
+) -> None:
     arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
     slots = model.optimizer.variables
     arrays.update({f"optimizer/{i}": np.asarray(v) for i, v in enumerate(slots)})
     arrays.update({f"best/{i}": w for i, w in enumerate(best_weights or [])})
     if best_logits is not None:
         arrays["best_logits"] = best_logits
-    checkpoint.save(epoch, {"training": {
-        "rng": rng.bit_generator.state, "history": history, "best_loss": best_loss,
-        "best_epoch": best_epoch, "best_count": len(best_weights or []),
-        "reference": reference, "wait": wait, "stopped": stopped,
-    }}, arrays)
+    checkpoint.save(
+        epoch,
+        {
+            "training": {
+                "rng": rng.bit_generator.state,
+                "history": history,
+                "best_loss": best_loss,
+                "best_epoch": best_epoch,
+                "best_count": len(best_weights or []),
+                "reference": reference,
+                "wait": wait,
+                "stopped": stopped,
+            }
+        },
+        arrays,
+    )
 
 
 PROBE_BATCHES = 6
@@ -272,8 +315,11 @@ def train_candidate_model(
 
     def build() -> Any:
         return decode(
-            spec, tuple(splits.input_shape), splits.num_classes,
-            head=settings.head, pool_first=settings.pool_first,
+            spec,
+            tuple(splits.input_shape),
+            splits.num_classes,
+            head=settings.head,
+            pool_first=settings.pool_first,
         )
 
     started = time.perf_counter()
@@ -282,8 +328,13 @@ def train_candidate_model(
     if checkpoint_uri:
         import dataclasses
 
-        key = fingerprint(spec.to_json(), dataclasses.asdict(settings),
-                          list(splits.input_shape), int(splits.num_classes), len(splits.y_train))
+        key = fingerprint(
+            spec.to_json(),
+            dataclasses.asdict(settings),
+            list(splits.input_shape),
+            int(splits.num_classes),
+            len(splits.y_train),
+        )
         checkpoint = EpochCheckpoint(checkpoint_uri, key)
     recorded = checkpoint.peek() if checkpoint is not None else None
     with training_scope(devices):
@@ -291,18 +342,24 @@ def train_candidate_model(
             import dataclasses
 
             schedule, probe = recorded["schedule"], recorded.get("probe")
-            settings = dataclasses.replace(settings, epochs=schedule["epochs"],
-                                           train_examples=schedule["examples"], time_limit=None)
+            settings = dataclasses.replace(
+                settings,
+                epochs=schedule["epochs"],
+                train_examples=schedule["examples"],
+                time_limit=None,
+            )
         elif settings.time_limit is not None:
             settings, probe = probe_schedule(build, splits, settings, xla=devices.xla)
         if checkpoint is not None:
-            checkpoint.extra = {"schedule": {"epochs": settings.epochs,
-                                             "examples": settings.train_examples},
-                                "probe": probe}
+            checkpoint.extra = {
+                "schedule": {"epochs": settings.epochs, "examples": settings.train_examples},
+                "probe": probe,
+            }
         keras.utils.set_random_seed(settings.seed)
         model = build()
-        val_logits, metrics = fit_model(model, splits, settings, xla=devices.xla, verbose=verbose,
-                                        checkpoint=checkpoint)
+        val_logits, metrics = fit_model(
+            model, splits, settings, xla=devices.xla, verbose=verbose, checkpoint=checkpoint
+        )
         if recorded:
             metrics["resumed_after_epoch"] = int(recorded["epoch"]) + 1
     train_seconds = time.perf_counter() - started

@@ -99,8 +99,11 @@ def compile_to_bytes(
             f"compiler), and Argo refuses one "
             f"over {ARGO_WORKFLOW_LIMIT:,}",
             "compile fewer iterations"
-            + (" or drop the early stop (its nested conditions grow quadratically)"
-               if early_stop is not None else ""),
+            + (
+                " or drop the early stop (its nested conditions grow quadratically)"
+                if early_stop is not None
+                else ""
+            ),
         )
     return data
 
@@ -112,8 +115,10 @@ def set_images(spec: dict[str, Any], images: Images) -> None:
     for executor in spec["deploymentSpec"]["executors"].values():
         container = executor.get("container", {})
         if container.get("image") not in wanted:
-            raise ConfigError(f"executor image {container.get('image')!r} is not one of ours",
-                              "declare components with settings.CPU_IMAGE or GPU_IMAGE")
+            raise ConfigError(
+                f"executor image {container.get('image')!r} is not one of ours",
+                "declare components with settings.CPU_IMAGE or GPU_IMAGE",
+            )
         container["image"] = wanted[container["image"]]
 
 
@@ -130,8 +135,12 @@ def deduplicate(
     executors = spec["deploymentSpec"]["executors"]
     k8s: dict[str, Any] = {}
     if platform is not None:
-        k8s = platform.get("platforms", {}).get("kubernetes", {}) \
-            .get("deploymentSpec", {}).get("executors", {})
+        k8s = (
+            platform.get("platforms", {})
+            .get("kubernetes", {})
+            .get("deploymentSpec", {})
+            .get("executors", {})
+        )
     exec_map: dict[str, str] = {}
     seen: dict[str, str] = {}
     for label in sorted(executors, key=_natural):

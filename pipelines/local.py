@@ -95,8 +95,9 @@ def _logs_to(path: Path) -> Iterator[TextIO]:
 class _ProgressWatcher(threading.Thread):
     """Turns the artifacts that appear in the run folder into search events."""
 
-    def __init__(self, root: Path, before: set[str], name: str,
-                 on_event: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, root: Path, before: set[str], name: str, on_event: Callable[[dict[str, Any]], None]
+    ) -> None:
         super().__init__(daemon=True)
         self.root, self.before, self.name, self.on_event = root, before, name, on_event
         self.seen: set[Path] = set()
@@ -112,10 +113,16 @@ class _ProgressWatcher(threading.Thread):
             if run_dir.name in self.before or not run_dir.name.startswith(f"{self.name}-"):
                 continue
             for path in sorted(run_dir.glob("for-loop-*/train-candidate*/model/metrics.json")):
-                self._emit(path, lambda d, p: {
-                    "event": "candidate", **d,
-                    "iteration": json.loads((p.parent / "candidate.json").read_text())["iteration"],
-                })
+                self._emit(
+                    path,
+                    lambda d, p: {
+                        "event": "candidate",
+                        **d,
+                        "iteration": json.loads((p.parent / "candidate.json").read_text())[
+                            "iteration"
+                        ],
+                    },
+                )
             for path in sorted(run_dir.glob("weigh-ensemble*/ensemble_out/ensemble.json")):
                 self._emit(path, lambda d, p: {"event": "iteration", **d["history"][-1]})
 
@@ -165,9 +172,15 @@ def run_local(
     # shared (deduplicated) components, every iteration would write into one folder and a
     # step would read its input from the folder it is replacing.  Locally each task keeps
     # its own component, so each iteration keeps its own folders.
-    ir = compile_to_bytes(iterations=config.iterations, candidates=config.candidates,
-                          placement=placement, config=config, early_stop=early_stop, name=name,
-                          dedupe=False)
+    ir = compile_to_bytes(
+        iterations=config.iterations,
+        candidates=config.candidates,
+        placement=placement,
+        config=config,
+        early_stop=early_stop,
+        name=name,
+        dedupe=False,
+    )
     root = Path(output).resolve()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,8 +235,11 @@ def run_local(
     finally:
         builtins.print = original_print
     seconds = time.perf_counter() - started
-    new = sorted(p for p in root.iterdir() if p.name not in before and p.is_dir()
-                 and p.name.startswith(f"{name}-"))
+    new = sorted(
+        p
+        for p in root.iterdir()
+        if p.name not in before and p.is_dir() and p.name.startswith(f"{name}-")
+    )
     if len(new) != 1:
         raise ArtifactError(
             f"cannot tell which folder under {root} this run wrote ({len(new)} new)",

@@ -105,7 +105,9 @@ def _training(task: dsl.PipelineTask, placement: Placement) -> dsl.PipelineTask:
             task, label_key=placement.node_selector_key, label_value=placement.node_selector_value
         )
         kubernetes.add_toleration(
-            task, key=placement.toleration_key, operator=placement.toleration_operator,
+            task,
+            key=placement.toleration_key,
+            operator=placement.toleration_operator,
             effect=placement.toleration_effect,
         )
     if placement.train_retries:
@@ -124,8 +126,8 @@ def pipeline_config(
 ) -> SearchConfig:
     """The config a compiled pipeline runs by default (iterations/candidates made to match);
     without ``config``, the smoke preset without its time budget (a plain, unconditional DAG)."""
-    base = config if config is not None else budget_config("smoke").replace(
-        time_budget_seconds=None
+    base = (
+        config if config is not None else budget_config("smoke").replace(time_budget_seconds=None)
     )
     return base.replace(iterations=iterations, candidates=candidates)
 
@@ -147,8 +149,10 @@ def build_pipeline(
     while the number of iterations is fixed here.
     """
     if not isinstance(iterations, int) or not 1 <= iterations <= MAX_ITERATIONS:
-        raise ConfigError(f"iterations must be within 1..{MAX_ITERATIONS}, got {iterations!r}",
-                          "unrolling more iterations makes the workflow too large for etcd")
+        raise ConfigError(
+            f"iterations must be within 1..{MAX_ITERATIONS}, got {iterations!r}",
+            "unrolling more iterations makes the workflow too large for etcd",
+        )
     default_config = pipeline_config(iterations, candidates, config)
     if early_stop is not None:  # its rules are the configuration's, as in rachel search
         default_config = default_config.replace(
@@ -159,7 +163,8 @@ def build_pipeline(
     default_json = json.dumps(default_config.to_json(), sort_keys=True)
     if early_stop is None and (
         default_config.time_budget_seconds is not None
-        or default_config.max_safety_net_activations or default_config.target_accuracy
+        or default_config.max_safety_net_activations
+        or default_config.target_accuracy
     ):
         early_stop = EarlyStop()  # a stop rule needs the conditional DAG
 
@@ -170,24 +175,32 @@ def build_pipeline(
 
         def iteration(it: int, controller: Any, ensemble: Any) -> None:
             state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
-            gen = generate_candidates(config_json=config_json, iteration=it, plan_json=plan_json,
-                                      **state)
+            gen = generate_candidates(
+                config_json=config_json, iteration=it, plan_json=plan_json, **state
+            )
             _light(gen, placement, "generate_candidates").set_display_name(f"generate-it{it}")
             fan_out = dsl.ParallelFor(gen.outputs["Output"], parallelism=placement.parallelism)
             with fan_out as candidate:
-                train = train_candidate(config_json=config_json, candidate=candidate,
-                                        splits=splits,
-                                        checkpoint_root=dsl.PIPELINE_ROOT_PLACEHOLDER)
+                train = train_candidate(
+                    config_json=config_json,
+                    candidate=candidate,
+                    splits=splits,
+                    checkpoint_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                )
                 _training(train, placement).set_display_name(f"train-it{it}")
             weigh_state = {} if it == 0 else {"ensemble_in": ensemble}
             weigh = weigh_ensemble(
-                config_json=config_json, iteration=it, splits=splits,
-                candidates=dsl.Collected(train.outputs["model"]), plan_json=plan_json,
+                config_json=config_json,
+                iteration=it,
+                splits=splits,
+                candidates=dsl.Collected(train.outputs["model"]),
+                plan_json=plan_json,
                 **weigh_state,
             )
             _light(weigh, placement, "weigh_ensemble").set_display_name(f"weigh-it{it}")
             update = update_controller(
-                config_json=config_json, controller_in=gen.outputs["controller_out"],
+                config_json=config_json,
+                controller_in=gen.outputs["controller_out"],
                 ensemble=weigh.outputs["ensemble_out"],
             )
             _light(update, placement, "update_controller").set_display_name(f"update-it{it}")
@@ -199,8 +212,10 @@ def build_pipeline(
             elif early_stop is None:
                 iteration(it + 1, *nxt)
             else:
-                with dsl.If(weigh.outputs["keep_searching"] == True,  # noqa: E712 - a KFP condition
-                            name=f"continue-after-it{it}"):
+                with dsl.If(
+                    weigh.outputs["keep_searching"] == True,  # noqa: E712 - a KFP condition
+                    name=f"continue-after-it{it}",
+                ):
                     iteration(it + 1, *nxt)
                 with dsl.Else(name=f"stop-after-it{it}"):
                     evaluate(new_ensemble, new_controller)
@@ -210,12 +225,15 @@ def build_pipeline(
             _light(final, placement, "evaluate_ensemble").set_display_name("evaluate-ensemble")
             with dsl.If(registry != "", name="if-registry"):
                 promote = promote_champion(
-                    config_json=config_json, registry=registry, splits=splits,
-                    model=final.outputs["model"], controller=controller,
-                    promotion_margin=promotion_margin, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    config_json=config_json,
+                    registry=registry,
+                    splits=splits,
+                    model=final.outputs["model"],
+                    controller=controller,
+                    promotion_margin=promotion_margin,
+                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 )
-                _light(promote, placement, "promote_champion").set_display_name(
-                    "promote-champion")
+                _light(promote, placement, "promote_champion").set_display_name("promote-champion")
 
         iteration(0, None, None)
 

@@ -17,9 +17,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-CI_STRICT_HINT = ("CI is set, so this fails instead of skipping: CI must provide the shared "
-                  "data (RACHEL_SHARED_DIR, default ../shared) and the dev extra "
-                  "(pip install -e '.[dev]')")
+CI_STRICT_HINT = (
+    "CI is set, so this fails instead of skipping: CI must provide the shared "
+    "data (RACHEL_SHARED_DIR, default ../shared) and the dev extra "
+    "(pip install -e '.[dev]')"
+)
 
 
 def ci_strict() -> bool:

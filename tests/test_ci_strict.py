@@ -20,7 +20,7 @@ import pytest
 SUITE_CONFTEST = Path(__file__).resolve().with_name("conftest.py")
 PLUGIN = "rachel_suite_conftest"  # the suite's conftest, loaded with -p under this name
 
-TESTS = '''
+TESTS = """
 import pytest
 
 
@@ -40,9 +40,9 @@ def test_marked():
 @pytest.mark.xfail(strict=True, reason="an expected failure")
 def test_expected_failure():
     assert False
-'''
+"""
 
-COLLECTION = '''
+COLLECTION = """
 import pytest
 
 pytest.importorskip("rachel_no_such_tool")
@@ -50,7 +50,7 @@ pytest.importorskip("rachel_no_such_tool")
 
 def test_never_collected():
     pass
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +67,42 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _session(root: Path, ci: str | None, *files: str) -> tuple[int, str, dict[str, str]]:
     """Run pytest on ``files``; returns (exit code, output, {test name: outcome})."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"CI", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"}}
-    env.update(RACHEL_SHARED_DIR=str(root / "empty_shared"), PYTHONPATH=str(root / "plugin"),
-               PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"CI", "PYTEST_ADDOPTS", "PYTEST_PLUGINS"}
+    }
+    env.update(
+        RACHEL_SHARED_DIR=str(root / "empty_shared"),
+        PYTHONPATH=str(root / "plugin"),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+    )
     if ci is not None:
         env["CI"] = ci
     xml = root / f"report-{ci}-{len(files)}.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", PLUGIN, "-q", "-rA",
-         "-c", str(root / "pytest.ini"), "--rootdir", str(root), "--junitxml", str(xml),
-         *files], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            PLUGIN,
+            "-q",
+            "-rA",
+            "-c",
+            str(root / "pytest.ini"),
+            "--rootdir",
+            str(root),
+            "--junitxml",
+            str(xml),
+            *files,
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     outcomes = {}
     for case in ET.parse(xml).iter("testcase"):
         child = next(iter(case), None)
@@ -91,9 +116,13 @@ def _session(root: Path, ci: str | None, *files: str) -> tuple[int, str, dict[st
 def test_without_ci_missing_data_and_tools_skip(session_dir: Path) -> None:
     code, out, outcomes = _session(session_dir, None, "test_tiny.py", "test_collection.py")
     assert code == 0, out
-    assert outcomes == {"test_needs_fashion": "skipped", "test_needs_a_tool": "skipped",
-                        "test_marked": "skipped", "test_expected_failure": "xfailed",
-                        "test_collection": "skipped"}, out
+    assert outcomes == {
+        "test_needs_fashion": "skipped",
+        "test_needs_a_tool": "skipped",
+        "test_marked": "skipped",
+        "test_expected_failure": "xfailed",
+        "test_collection": "skipped",
+    }, out
     assert "real Fashion-MNIST not found" in out and "CI is set" not in out
 
 
@@ -101,8 +130,12 @@ def test_without_ci_missing_data_and_tools_skip(session_dir: Path) -> None:
 def test_under_ci_missing_data_and_tools_fail(session_dir: Path, ci: str) -> None:
     code, out, outcomes = _session(session_dir, ci, "test_tiny.py")
     assert code == 1, out
-    assert outcomes == {"test_needs_fashion": "error", "test_needs_a_tool": "failure",
-                        "test_marked": "error", "test_expected_failure": "xfailed"}, out
+    assert outcomes == {
+        "test_needs_fashion": "error",
+        "test_needs_a_tool": "failure",
+        "test_marked": "error",
+        "test_expected_failure": "xfailed",
+    }, out
     assert "real Fashion-MNIST not found" in out
     assert "rachel_no_such_tool" in out and "a skipif mark" in out
     assert out.count("CI is set, so this fails instead of skipping") >= 3, out
@@ -114,11 +147,22 @@ def test_under_ci_a_module_level_skip_fails_collection(session_dir: Path) -> Non
     assert "rachel_no_such_tool" in out and "CI is set" in out, out
 
 
-@pytest.mark.parametrize(("value", "strict"), [
-    (None, False), ("", False), ("0", False), ("false", False), ("False", False),
-    ("true", True), ("1", True), ("yes", True)])
-def test_which_ci_values_are_strict(value: str | None, strict: bool,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("value", "strict"),
+    [
+        (None, False),
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+    ],
+)
+def test_which_ci_values_are_strict(
+    value: str | None, strict: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = importlib.util.spec_from_file_location("suite_conftest_copy", SUITE_CONFTEST)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -24,10 +24,25 @@ def test_ruff_is_clean():
     assert out.returncode == 0, out.stdout[-3000:]
 
 
+def test_ruff_format_is_clean():
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    out = subprocess.run(
+        [ruff, "format", "--check", "core", "components", "pipelines", "cli", "tests", "bench"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+
+
 def _mypy(cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(REPO / ".mypy_cache")],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -44,8 +59,12 @@ def test_a_planted_type_error_fails_the_type_check(tmp_path):
     to see as Any) must be reported."""
     pytest.importorskip("mypy")
     for name in ("core", "components", "pipelines", "cli", "typing"):
-        shutil.copytree(REPO / name, tmp_path / name, symlinks=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / name,
+            tmp_path / name,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     planted = tmp_path / "cli" / "planted.py"
     planted.write_text("from rachel.core.config import SearchConfig\n\nx: int = SearchConfig()\n")

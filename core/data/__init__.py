@@ -63,8 +63,10 @@ _USER_SUFFIXES = (".npz", ".parquet", ".pq")
 def _carve_count(y: np.ndarray, fraction: float) -> int:
     """``fraction`` of ``len(y)``, raised to one per class when every class can spare one."""
     if len(y) < 2:
-        raise DataError(f"the training split has {len(y)} example(s); cannot carve another "
-                        "split from it", "provide more training data, or x_val/x_test")
+        raise DataError(
+            f"the training split has {len(y)} example(s); cannot carve another split from it",
+            "provide more training data, or x_val/x_test",
+        )
     n = max(1, int(round(len(y) * fraction)))
     counts = np.bincount(y)
     counts = counts[counts > 0]
@@ -80,8 +82,10 @@ def _convert(raw: formats.RawDataset) -> dict[str, tuple[np.ndarray, np.ndarray]
         validation.check_lengths(x, y, split=split)
     scale = validation.image_scale(np.asarray(x) for x, _ in raw.splits.values())
     return {
-        split: (validation.to_uint8_images(np.asarray(x), split=split, scale=scale),
-                validation.to_int64_labels(y, split=split))
+        split: (
+            validation.to_uint8_images(np.asarray(x), split=split, scale=scale),
+            validation.to_int64_labels(y, split=split),
+        )
         for split, (x, y) in raw.splits.items()
     }
 
@@ -105,16 +109,20 @@ def _builtin(
         names = raw.class_names
     for split, (x, _) in arrays.items():
         if x.shape[1:] != entry.input_shape:
-            raise DataError(f"{entry.name} {split} images in {place} are {x.shape[1:]}, "
-                            f"expected {entry.input_shape}", "check that the files are the "
-                            f"official {entry.name} files")
+            raise DataError(
+                f"{entry.name} {split} images in {place} are {x.shape[1:]}, "
+                f"expected {entry.input_shape}",
+                f"check that the files are the official {entry.name} files",
+            )
     x_tr, y_tr = arrays["train"]
     for split, (_, y) in arrays.items():
         validation.check_label_range(y, entry.num_classes, split=split)
     n_val = entry.val_count(len(y_tr))
     if not 0 < n_val < len(y_tr):
-        raise DataError(f"{entry.name} in {place} has only {len(y_tr)} training examples",
-                        "use the complete official files")
+        raise DataError(
+            f"{entry.name} in {place} has only {len(y_tr)} training examples",
+            "use the complete official files",
+        )
     x_tr, y_tr, x_val, y_val = stratified_split(x_tr, y_tr, n_val, np.random.default_rng(seed))
     arrays["train"], arrays["val"] = (x_tr, y_tr), (x_val, y_val)
     return arrays, place, names
@@ -149,8 +157,13 @@ def _user_file(
     if suffix == ".npz":
         raw = formats.read_npz(data, name=uri)
     else:
-        raw = formats.read_parquet(data, image_column=image_column, label_column=label_column,
-                                   split_column=split_column, name=uri)
+        raw = formats.read_parquet(
+            data,
+            image_column=image_column,
+            label_column=label_column,
+            split_column=split_column,
+            name=uri,
+        )
     arrays = _convert(raw)
     rng = np.random.default_rng(seed)
     if "test" not in arrays:
@@ -193,33 +206,48 @@ def load_dataset(
         image_column, label_column, split_column: Parquet column names.
     """
     if augmentation is not None and augmentation not in AUGMENTATIONS:
-        raise DataError(f"augmentation {augmentation!r} is unknown",
-                        f"use one of {', '.join(AUGMENTATIONS)}")
+        raise DataError(
+            f"augmentation {augmentation!r} is unknown", f"use one of {', '.join(AUGMENTATIONS)}"
+        )
     name_or_uri = str(name_or_uri)
     if name_or_uri in CATALOG:
         entry = get_entry(name_or_uri)
         arrays, source, names = _builtin(entry, data_dir, seed)
         name, num_classes, aug = entry.name, entry.num_classes, entry.augmentation
-    elif storage.is_gcs(name_or_uri) or PurePosixPath(name_or_uri).suffix.lower() in \
-            _USER_SUFFIXES or os.path.exists(name_or_uri):
+    elif (
+        storage.is_gcs(name_or_uri)
+        or PurePosixPath(name_or_uri).suffix.lower() in _USER_SUFFIXES
+        or os.path.exists(name_or_uri)
+    ):
         suffix = PurePosixPath(name_or_uri).suffix.lower()
         if suffix not in _USER_SUFFIXES:
-            raise DataError(f"{name_or_uri} is neither a .npz nor a .parquet file",
-                            "save user data as .npz (x_train, y_train, x_test, y_test) or "
-                            "Parquet (image, label[, split] columns)")
+            raise DataError(
+                f"{name_or_uri} is neither a .npz nor a .parquet file",
+                "save user data as .npz (x_train, y_train, x_test, y_test) or "
+                "Parquet (image, label[, split] columns)",
+            )
         data = _read_user_bytes(name_or_uri)
         if suffix == ".npz" and _is_artifact(data):
             splits = DatasetSplits.from_bytes(data, source=name_or_uri, min_per_class=0)
             if augmentation is not None:
                 splits = dataclasses.replace(splits, augmentation=augmentation)
             return _finish(splits, train_size, val_size, test_size, seed, min_per_class)
-        arrays, file_names = _user_file(name_or_uri, data, seed=seed, image_column=image_column,
-                                        label_column=label_column, split_column=split_column)
+        arrays, file_names = _user_file(
+            name_or_uri,
+            data,
+            seed=seed,
+            image_column=image_column,
+            label_column=label_column,
+            split_column=split_column,
+        )
         num_classes = max(int(y.max()) for _, y in arrays.values() if len(y)) + 1
         if file_names is not None:
             if len(file_names) < num_classes:
-                raise DataError(f"{name_or_uri} names {len(file_names)} classes but labels go "
-                                f"up to {num_classes - 1}", "fix class_names or the labels")
+                raise DataError(
+                    f"{name_or_uri} names {len(file_names)} classes but labels go "
+                    f"up to {num_classes - 1}",
+                    "fix class_names or the labels",
+                )
             num_classes = len(file_names)
         names = file_names or tuple(str(i) for i in range(num_classes))
         if num_classes < 2:
@@ -227,22 +255,32 @@ def load_dataset(
         name = PurePosixPath(name_or_uri).stem
         source, aug = name_or_uri, "natural"
     else:
-        raise DataError(f"{name_or_uri!r} is not a built-in dataset and no such file exists",
-                        f"use one of {', '.join(CATALOG)}, or a path / gs:// URI to a .npz or "
-                        ".parquet file")
+        raise DataError(
+            f"{name_or_uri!r} is not a built-in dataset and no such file exists",
+            f"use one of {', '.join(CATALOG)}, or a path / gs:// URI to a .npz or .parquet file",
+        )
     shapes = {s: x.shape[1:] for s, (x, _) in arrays.items()}
     if len(set(shapes.values())) > 1:
-        raise DataError(f"image shapes differ between splits: {shapes}",
-                        "every split must hold images of one H×W×C shape")
+        raise DataError(
+            f"image shapes differ between splits: {shapes}",
+            "every split must hold images of one H×W×C shape",
+        )
     for split, (_, y) in arrays.items():
         validation.check_label_range(y, num_classes, split=split)
     splits = DatasetSplits(
-        x_train=arrays["train"][0], y_train=arrays["train"][1],
-        x_val=arrays["val"][0], y_val=arrays["val"][1],
-        x_test=arrays["test"][0], y_test=arrays["test"][1],
-        name=name, num_classes=num_classes, class_names=names,
-        input_shape=arrays["train"][0].shape[1:], augmentation=augmentation or aug,
-        seed=seed, source=source,
+        x_train=arrays["train"][0],
+        y_train=arrays["train"][1],
+        x_val=arrays["val"][0],
+        y_val=arrays["val"][1],
+        x_test=arrays["test"][0],
+        y_test=arrays["test"][1],
+        name=name,
+        num_classes=num_classes,
+        class_names=names,
+        input_shape=arrays["train"][0].shape[1:],
+        augmentation=augmentation or aug,
+        seed=seed,
+        source=source,
     )
     return _finish(splits, train_size, val_size, test_size, seed, min_per_class)
 

@@ -45,11 +45,31 @@ from rachel.core import storage
 from rachel.core.data import formats
 from rachel.core.errors import DataError, StorageError
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 @dataclass(frozen=True)
@@ -76,39 +96,78 @@ class CatalogEntry:
         return int(n_train * self.val_fraction + Fraction(1, 2))
 
 
-_CIFAR_FOLDERS = ("cifar10", "cifar-10-batches-py", "cifar-10-batches-py-target",
-                  "cifar-10-python")
+_CIFAR_FOLDERS = ("cifar10", "cifar-10-batches-py", "cifar-10-batches-py-target", "cifar-10-python")
 
-BINARY_PAIRS = (("cat", "dog"), ("deer", "truck"), ("deer", "horse"), ("automobile", "truck"),
-                ("dog", "horse"))
+BINARY_PAIRS = (
+    ("cat", "dog"),
+    ("deer", "truck"),
+    ("deer", "horse"),
+    ("automobile", "truck"),
+    ("dog", "horse"),
+)
 
 
 def _entries() -> dict[str, CatalogEntry]:
     entries = {
         "fashion_mnist": CatalogEntry(
-            "fashion_mnist", "idx", FASHION_CLASSES, (28, 28, 1), "natural", Fraction(1, 12),
-            (55_000, 5_000, 10_000), ("fashion_mnist", "fashion-mnist"),
-            description="Zalando Fashion-MNIST, 28×28 greyscale, 10 clothing classes"),
+            "fashion_mnist",
+            "idx",
+            FASHION_CLASSES,
+            (28, 28, 1),
+            "natural",
+            Fraction(1, 12),
+            (55_000, 5_000, 10_000),
+            ("fashion_mnist", "fashion-mnist"),
+            description="Zalando Fashion-MNIST, 28×28 greyscale, 10 clothing classes",
+        ),
         "mnist": CatalogEntry(
-            "mnist", "idx", DIGIT_CLASSES, (28, 28, 1), "digits", Fraction(1, 12),
-            (55_000, 5_000, 10_000), ("mnist",),
-            description="MNIST handwritten digits, 28×28 greyscale"),
+            "mnist",
+            "idx",
+            DIGIT_CLASSES,
+            (28, 28, 1),
+            "digits",
+            Fraction(1, 12),
+            (55_000, 5_000, 10_000),
+            ("mnist",),
+            description="MNIST handwritten digits, 28×28 greyscale",
+        ),
         "cifar10": CatalogEntry(
-            "cifar10", "cifar10", CIFAR10_CLASSES, (32, 32, 3), "natural", Fraction(1, 10),
-            (45_000, 5_000, 10_000), _CIFAR_FOLDERS,
-            description="CIFAR-10, 32×32 colour, 10 classes (python version)"),
+            "cifar10",
+            "cifar10",
+            CIFAR10_CLASSES,
+            (32, 32, 3),
+            "natural",
+            Fraction(1, 10),
+            (45_000, 5_000, 10_000),
+            _CIFAR_FOLDERS,
+            description="CIFAR-10, 32×32 colour, 10 classes (python version)",
+        ),
         "svhn": CatalogEntry(
-            "svhn", "svhn", DIGIT_CLASSES, (32, 32, 3), "digits", Fraction(1, 10),
-            (65_931, 7_326, 26_032), ("svhn",),
-            description="SVHN format 2 (cropped digits), 32×32 colour; label 10 means 0"),
+            "svhn",
+            "svhn",
+            DIGIT_CLASSES,
+            (32, 32, 3),
+            "digits",
+            Fraction(1, 10),
+            (65_931, 7_326, 26_032),
+            ("svhn",),
+            description="SVHN format 2 (cropped digits), 32×32 colour; label 10 means 0",
+        ),
     }
     for a, b in BINARY_PAIRS:
         name = f"cifar10_{a}_{b}"
         entries[name] = CatalogEntry(
-            name, "cifar10", (a, b), (32, 32, 3), "natural", Fraction(1, 10),
-            (9_000, 1_000, 2_000), (name, *_CIFAR_FOLDERS),
+            name,
+            "cifar10",
+            (a, b),
+            (32, 32, 3),
+            "natural",
+            Fraction(1, 10),
+            (9_000, 1_000, 2_000),
+            (name, *_CIFAR_FOLDERS),
             classes=(CIFAR10_CLASSES.index(a), CIFAR10_CLASSES.index(b)),
-            description=f"CIFAR-10 {a} (0) vs {b} (1)")
+            description=f"CIFAR-10 {a} (0) vs {b} (1)",
+        )
     return entries
 
 
@@ -124,9 +183,10 @@ def get_entry(name: str) -> CatalogEntry:
     try:
         return CATALOG[name]
     except KeyError:
-        raise DataError(f"unknown dataset {name!r}",
-                        f"use one of {', '.join(CATALOG)} or a path / gs:// URI to a .npz or "
-                        ".parquet file") from None
+        raise DataError(
+            f"unknown dataset {name!r}",
+            f"use one of {', '.join(CATALOG)} or a path / gs:// URI to a .npz or .parquet file",
+        ) from None
 
 
 # ---------------------------------------------------------------------- locating files
@@ -141,8 +201,9 @@ def _keras_roots() -> list[str]:
     return list(dict.fromkeys(roots))
 
 
-def candidate_places(entry: CatalogEntry, data_dir: str | os.PathLike[str] | None = None
-                     ) -> list[str]:
+def candidate_places(
+    entry: CatalogEntry, data_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
     """Ordered list of folders/archives where ``entry``'s files may be (see module docstring)."""
     if data_dir is not None:
         base = str(data_dir)
@@ -162,8 +223,11 @@ def candidate_places(entry: CatalogEntry, data_dir: str | os.PathLike[str] | Non
     return list(dict.fromkeys(places))
 
 
-_CIFAR_ARCHIVES = ("cifar-10-python.tar.gz", "cifar-10-batches-py.tar.gz",
-                   "cifar-10-batches-py-target_archive")
+_CIFAR_ARCHIVES = (
+    "cifar-10-python.tar.gz",
+    "cifar-10-batches-py.tar.gz",
+    "cifar-10-batches-py-target_archive",
+)
 
 
 def _is_dir(place: str) -> bool:
@@ -196,8 +260,11 @@ def _probe_cifar(place: str) -> Found | None:
     archive = formats.find_file(place, _CIFAR_ARCHIVES)
     if archive is not None:
         return archive, lambda: formats.read_cifar_archive(archive)
-    if storage.is_gcs(place) and place.endswith((".tar.gz", ".tgz", "_archive")) and \
-            storage.exists(place):
+    if (
+        storage.is_gcs(place)
+        and place.endswith((".tar.gz", ".tgz", "_archive"))
+        and storage.exists(place)
+    ):
         return place, lambda: formats.read_cifar_archive(place)
     return None
 
@@ -212,9 +279,9 @@ _PROBES = {"idx": _probe_idx, "cifar10": _probe_cifar, "svhn": _probe_svhn}
 
 _EXPECTED_FILES = {
     "idx": "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-           "t10k-labels-idx1-ubyte.gz (or Keras's mnist.npz)",
+    "t10k-labels-idx1-ubyte.gz (or Keras's mnist.npz)",
     "cifar10": "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta) or "
-               "cifar-10-python.tar.gz",
+    "cifar-10-python.tar.gz",
     "svhn": "train_32x32.mat and test_32x32.mat (format 2)",
 }
 
@@ -232,8 +299,7 @@ def locate(entry: CatalogEntry, data_dir: str | os.PathLike[str] | None = None) 
         if found is not None:
             return found
         looked.append(place)
-    env = "" if os.environ.get("RACHEL_DATA_DIR") or data_dir else \
-        " ($RACHEL_DATA_DIR is not set)"
+    env = "" if os.environ.get("RACHEL_DATA_DIR") or data_dir else " ($RACHEL_DATA_DIR is not set)"
     raise DataError(
         f"dataset {entry.name!r} not found; looked in: {'; '.join(looked)}{env}",
         f"put the official files ({_EXPECTED_FILES[entry.family]}) in one of those places, set "

@@ -103,8 +103,10 @@ def read_idx(
                 "copy the official file again and compare its md5/sha256",
             ) from err
     if len(data) < 4:
-        raise DataError(f"{name} is too short to be an IDX file ({len(data)} bytes)",
-                        "use the official *-idx?-ubyte(.gz) files")
+        raise DataError(
+            f"{name} is too short to be an IDX file ({len(data)} bytes)",
+            "use the official *-idx?-ubyte(.gz) files",
+        )
     magic = int.from_bytes(data[:4], "big")
     if expected_magic is not None and magic != expected_magic:
         raise DataError(
@@ -113,8 +115,9 @@ def read_idx(
         )
     zero, type_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
     if zero != 0 or type_code not in _IDX_DTYPES or ndim == 0:
-        raise DataError(f"{name} is not an IDX file (magic {magic})",
-                        "use the official *-idx?-ubyte(.gz) files")
+        raise DataError(
+            f"{name} is not an IDX file (magic {magic})", "use the official *-idx?-ubyte(.gz) files"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{name}: IDX header is truncated", "copy the file again")
@@ -138,11 +141,15 @@ def read_idx_pair(
     x = read_idx(images, expected_magic=IMAGES_MAGIC)
     y = read_idx(labels, expected_magic=LABELS_MAGIC)
     if x.ndim != 3:
-        raise DataError(f"{_name(images, 'IDX images')} has {x.ndim} dimensions, expected 3 "
-                        "(N×H×W)", "use the *-images-idx3-ubyte file")
+        raise DataError(
+            f"{_name(images, 'IDX images')} has {x.ndim} dimensions, expected 3 (N×H×W)",
+            "use the *-images-idx3-ubyte file",
+        )
     if y.ndim != 1:
-        raise DataError(f"{_name(labels, 'IDX labels')} has {y.ndim} dimensions, expected 1",
-                        "use the *-labels-idx1-ubyte file")
+        raise DataError(
+            f"{_name(labels, 'IDX labels')} has {y.ndim} dimensions, expected 1",
+            "use the *-labels-idx1-ubyte file",
+        )
     if len(x) != len(y):
         raise DataError(
             f"IDX images hold {len(x)} examples but labels hold {len(y)}",
@@ -182,8 +189,10 @@ def read_idx_dir(folder: str) -> RawDataset:
         uris = [_idx_uri(folder, s) for s in stems]
         missing = [s for s, u in zip(stems, uris, strict=True) if u is None]
         if missing:
-            raise DataError(f"{folder} lacks {', '.join(m + '(.gz)' for m in missing)}",
-                            "copy all four official IDX files into the folder")
+            raise DataError(
+                f"{folder} lacks {', '.join(m + '(.gz)' for m in missing)}",
+                "copy all four official IDX files into the folder",
+            )
         splits[split] = read_idx_pair(uris[0], uris[1])  # type: ignore[arg-type]
     return RawDataset(splits=splits, source=str(folder))
 
@@ -226,8 +235,10 @@ def _unpickle(data: bytes, name: str) -> Any:
     try:
         return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise DataError(f"{name} is not a CIFAR-10 python pickle ({err})",
-                        "use the files from cifar-10-python.tar.gz") from err
+        raise DataError(
+            f"{name} is not a CIFAR-10 python pickle ({err})",
+            "use the files from cifar-10-python.tar.gz",
+        ) from err
 
 
 def _key(d: Mapping[Any, Any], key: str) -> Any:
@@ -245,25 +256,35 @@ def read_cifar_batch(source: str | os.PathLike[str] | bytes, *, name: str | None
     name = name or _name(source, "CIFAR-10 batch")
     batch = _unpickle(_read(source), name)
     if not isinstance(batch, dict):
-        raise DataError(f"{name} holds a {type(batch).__name__}, expected a dict",
-                        "use the files from cifar-10-python.tar.gz")
+        raise DataError(
+            f"{name} holds a {type(batch).__name__}, expected a dict",
+            "use the files from cifar-10-python.tar.gz",
+        )
     try:
         data, labels = _key(batch, "data"), _key(batch, "labels")
     except KeyError as err:
         keys = sorted(k.decode() if isinstance(k, bytes) else str(k) for k in batch)
-        raise DataError(f"{name} has no key b'{err.args[0]}' (keys: {keys})",
-                        "a CIFAR-10 batch needs b'data' and b'labels'") from err
+        raise DataError(
+            f"{name} has no key b'{err.args[0]}' (keys: {keys})",
+            "a CIFAR-10 batch needs b'data' and b'labels'",
+        ) from err
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"{name}: b'data' has shape {data.shape}, expected N×3072",
-                        "use the CIFAR-10 (not CIFAR-100 or binary) python batches")
+        raise DataError(
+            f"{name}: b'data' has shape {data.shape}, expected N×3072",
+            "use the CIFAR-10 (not CIFAR-100 or binary) python batches",
+        )
     if data.dtype != np.uint8:
-        raise DataError(f"{name}: b'data' has dtype {data.dtype}, expected uint8",
-                        "use the official python batches")
+        raise DataError(
+            f"{name}: b'data' has dtype {data.dtype}, expected uint8",
+            "use the official python batches",
+        )
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) != len(data):
-        raise DataError(f"{name}: {len(data)} images but labels of shape {y.shape}",
-                        "the batch is corrupt; copy it again")
+        raise DataError(
+            f"{name}: {len(data)} images but labels of shape {y.shape}",
+            "the batch is corrupt; copy it again",
+        )
     x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(x), y.astype(np.int64)
 
@@ -286,15 +307,18 @@ CIFAR_FILES = (*CIFAR_TRAIN_BATCHES, "test_batch")
 def _cifar_from_files(files: Mapping[str, bytes | str], source: str) -> RawDataset:
     missing = [f for f in CIFAR_FILES if f not in files]
     if missing:
-        raise DataError(f"{source} lacks CIFAR-10 files {missing}",
-                        "provide data_batch_1..5 and test_batch (or cifar-10-python.tar.gz)")
+        raise DataError(
+            f"{source} lacks CIFAR-10 files {missing}",
+            "provide data_batch_1..5 and test_batch (or cifar-10-python.tar.gz)",
+        )
     parts = [read_cifar_batch(files[f], name=f"{source}/{f}") for f in CIFAR_TRAIN_BATCHES]
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])
     test = read_cifar_batch(files["test_batch"], name=f"{source}/test_batch")
     names = read_cifar_meta(files["batches.meta"]) if "batches.meta" in files else None
-    return RawDataset(splits={"train": (x_train, y_train), "test": test}, source=source,
-                      class_names=names)
+    return RawDataset(
+        splits={"train": (x_train, y_train), "test": test}, source=source, class_names=names
+    )
 
 
 def read_cifar_archive(source: str | os.PathLike[str] | bytes) -> RawDataset:
@@ -312,8 +336,10 @@ def read_cifar_archive(source: str | os.PathLike[str] | bytes) -> RawDataset:
                     if fh is not None:
                         files[base] = fh.read()
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataError(f"{name} is not a readable tar archive ({err})",
-                        "copy cifar-10-python.tar.gz again and check its md5") from err
+        raise DataError(
+            f"{name} is not a readable tar archive ({err})",
+            "copy cifar-10-python.tar.gz again and check its md5",
+        ) from err
     return _cifar_from_files(files, name)
 
 
@@ -338,20 +364,28 @@ def read_svhn_mat(source: str | os.PathLike[str] | bytes) -> Arrays:
     try:
         mat = scipy.io.loadmat(io.BytesIO(_read(source)), variable_names=["X", "y"])
     except Exception as err:  # noqa: BLE001 - scipy raises many kinds for a bad file
-        raise DataError(f"{name} is not a readable MATLAB file ({err})",
-                        "use train_32x32.mat / test_32x32.mat (format 2) from the SVHN site"
-                        ) from err
+        raise DataError(
+            f"{name} is not a readable MATLAB file ({err})",
+            "use train_32x32.mat / test_32x32.mat (format 2) from the SVHN site",
+        ) from err
     if "X" not in mat or "y" not in mat:
-        raise DataError(f"{name} lacks variable {'X' if 'X' not in mat else 'y'}",
-                        "SVHN format 2 files hold X (32×32×3×N) and y (N×1)")
+        raise DataError(
+            f"{name} lacks variable {'X' if 'X' not in mat else 'y'}",
+            "SVHN format 2 files hold X (32×32×3×N) and y (N×1)",
+        )
     x, y = np.asarray(mat["X"]), np.asarray(mat["y"])
     if x.ndim != 4 or x.shape[2] != 3:
-        raise DataError(f"{name}: X has shape {x.shape}, expected H×W×3×N (32×32×3×N)",
-                        "use the cropped-digits format 2 files (*_32x32.mat)")
+        raise DataError(
+            f"{name}: X has shape {x.shape}, expected H×W×3×N (32×32×3×N)",
+            "use the cropped-digits format 2 files (*_32x32.mat)",
+        )
     y = y.reshape(-1) if y.ndim == 2 and 1 in y.shape else y
     if y.ndim != 1 or len(y) != x.shape[3]:
-        raise DataError(f"{name}: y has shape {np.asarray(mat['y']).shape} for {x.shape[3]} "
-                        "images, expected N×1", "the file is corrupt; copy it again")
+        raise DataError(
+            f"{name}: y has shape {np.asarray(mat['y']).shape} for {x.shape[3]} "
+            "images, expected N×1",
+            "the file is corrupt; copy it again",
+        )
     y = np.where(y == 10, 0, y)
     return np.ascontiguousarray(x.transpose(3, 0, 1, 2)), y
 
@@ -367,8 +401,9 @@ def read_svhn_dir(folder: str) -> RawDataset:
         if uri is None:
             raise DataError(f"{folder} lacks {fname}", "copy both SVHN format-2 .mat files")
         splits[split] = read_svhn_mat(uri)
-    return RawDataset(splits=splits, source=str(folder),
-                      class_names=tuple(str(i) for i in range(10)))
+    return RawDataset(
+        splits=splits, source=str(folder), class_names=tuple(str(i) for i in range(10))
+    )
 
 
 # --------------------------------------------------------------------------- user NumPy .npz
@@ -388,8 +423,10 @@ def encode_string_labels(
     if not any(kind in "USO" for kind in kinds.values()):
         return dict(labels), None
     if not all(kind in "USO" for kind in kinds.values()):
-        raise DataError("labels are strings in some splits and numbers in others",
-                        "use one label type for every split")
+        raise DataError(
+            "labels are strings in some splits and numbers in others",
+            "use one label type for every split",
+        )
     as_str = {k: np.asarray(v).astype(str) for k, v in labels.items()}
     names = tuple(sorted(set().union(*(set(v.tolist()) for v in as_str.values()))))
     index = {n: i for i, n in enumerate(names)}
@@ -407,29 +444,38 @@ def read_npz(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
     try:
         npz = np.load(io.BytesIO(_read(source)), allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{name} is not a readable .npz file, or it is truncated ({err})",
-                        "upload the complete file again, or write it with numpy.savez(path, "
-                        "x_train=..., y_train=..., x_test=..., y_test=...)") from err
+        raise DataError(
+            f"{name} is not a readable .npz file, or it is truncated ({err})",
+            "upload the complete file again, or write it with numpy.savez(path, "
+            "x_train=..., y_train=..., x_test=..., y_test=...)",
+        ) from err
     if not hasattr(npz, "files"):
-        raise DataError(f"{name} holds a single array, not an .npz archive",
-                        "write it with numpy.savez(path, x_train=..., y_train=..., ...)")
+        raise DataError(
+            f"{name} holds a single array, not an .npz archive",
+            "write it with numpy.savez(path, x_train=..., y_train=..., ...)",
+        )
     with npz:
         keys = set(npz.files)
         missing = [k for k in NPZ_REQUIRED if k not in keys]
         if missing:
-            raise DataError(f"{name} lacks the arrays {missing} (it has {sorted(keys)})",
-                            "save x_train, y_train, x_test, y_test (and optionally x_val, y_val)")
+            raise DataError(
+                f"{name} lacks the arrays {missing} (it has {sorted(keys)})",
+                "save x_train, y_train, x_test, y_test (and optionally x_val, y_val)",
+            )
         if ("x_val" in keys) != ("y_val" in keys):
             raise DataError(f"{name} has only one of x_val / y_val", "save both or neither")
         try:
             arrays = {k: npz[k] for k in keys if k.startswith(("x_", "y_")) or k == "class_names"}
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            raise DataError(f"{name} is truncated or corrupt ({type(err).__name__}: {err})",
-                            "upload the file again (compare its size and checksum with the "
-                            "original)") from err
+            raise DataError(
+                f"{name} is truncated or corrupt ({type(err).__name__}: {err})",
+                "upload the file again (compare its size and checksum with the original)",
+            ) from err
         except ValueError as err:
-            raise DataError(f"{name} holds object (pickled) arrays ({err})",
-                            "save plain numeric arrays (np.asarray(x, dtype=np.uint8))") from err
+            raise DataError(
+                f"{name} holds object (pickled) arrays ({err})",
+                "save plain numeric arrays (np.asarray(x, dtype=np.uint8))",
+            ) from err
     splits_present = [s for s in SPLIT_NAMES if f"x_{s}" in arrays]
     labels, names = encode_string_labels({s: arrays[f"y_{s}"] for s in splits_present})
     if "class_names" in arrays:
@@ -457,20 +503,24 @@ def decode_image(data: bytes) -> np.ndarray:
             elif mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
                 img = opened.convert("RGB")
             else:
-                raise DataError(f"image mode {mode} (16-bit or float) is not supported",
-                                "store 8-bit greyscale or RGB PNG/JPEG images")
+                raise DataError(
+                    f"image mode {mode} (16-bit or float) is not supported",
+                    "store 8-bit greyscale or RGB PNG/JPEG images",
+                )
             return np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise DataError(f"cannot decode image bytes ({err})",
-                        "store PNG or JPEG bytes, or the pixel array") from err
+        raise DataError(
+            f"cannot decode image bytes ({err})", "store PNG or JPEG bytes, or the pixel array"
+        ) from err
 
 
 def _decode_column(values: list[Any], column: str) -> np.ndarray:
     images = []
     for i, v in enumerate(values):
         if v is None:
-            raise DataError(f"row {i} of column {column!r} is empty (null)",
-                            "drop rows without an image")
+            raise DataError(
+                f"row {i} of column {column!r} is empty (null)", "drop rows without an image"
+            )
         try:
             images.append(decode_image(v))
         except DataError as err:
@@ -480,9 +530,10 @@ def _decode_column(values: list[Any], column: str) -> np.ndarray:
     first = images[0].shape if images else None
     for i, img in enumerate(images):
         if img.shape != first:
-            raise DataError(f"row {i} of column {column!r} is {img.shape[:2]} pixels "
-                            f"but row 0 is {first[:2]}",  # type: ignore[index]
-                            "resize all images to one size before writing the Parquet file")
+            raise DataError(
+                f"row {i} of column {column!r} is {img.shape[:2]} pixels but row 0 is {first[:2]}",  # type: ignore[index]
+                "resize all images to one size before writing the Parquet file",
+            )
     return np.stack(images) if images else np.zeros((0, 1, 1), np.uint8)
 
 
@@ -492,16 +543,21 @@ def _nested_to_numpy(arr: Any, column: str) -> np.ndarray:
     import pyarrow.compute as pc
 
     shape = [len(arr)]
-    while pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or \
-            pa.types.is_fixed_size_list(arr.type):
+    while (
+        pa.types.is_list(arr.type)
+        or pa.types.is_large_list(arr.type)
+        or pa.types.is_fixed_size_list(arr.type)
+    ):
         if arr.null_count:
             raise DataError(f"column {column!r} holds null entries", "drop incomplete rows")
         lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
         if len(lengths) and (lengths != lengths[0]).any():
             bad = int(np.flatnonzero(lengths != lengths[0])[0])
-            raise DataError(f"column {column!r} has ragged arrays (length {lengths[bad]} vs "
-                            f"{lengths[0]} at depth {len(shape)})",
-                            "store every image with the same H×W(×C) shape")
+            raise DataError(
+                f"column {column!r} has ragged arrays (length {lengths[bad]} vs "
+                f"{lengths[0]} at depth {len(shape)})",
+                "store every image with the same H×W(×C) shape",
+            )
         shape.append(int(lengths[0]) if len(lengths) else 0)
         arr = arr.flatten()
     if arr.null_count:
@@ -539,28 +595,37 @@ def read_parquet(
     except StorageError as err:
         raise DataError(f"cannot read {name}: {err.problem}", err.hint) from err
     except (pa.ArrowException, OSError) as err:
-        raise DataError(f"{name} is not a readable Parquet file ({err})",
-                        "write it with pyarrow.parquet.write_table or DataFrame.to_parquet"
-                        ) from err
+        raise DataError(
+            f"{name} is not a readable Parquet file ({err})",
+            "write it with pyarrow.parquet.write_table or DataFrame.to_parquet",
+        ) from err
     for col in (image_column, label_column):
         if col not in table.column_names:
-            raise DataError(f"{name} has no column {col!r} (columns: {table.column_names})",
-                            "pass image_column= / label_column= with your column names")
+            raise DataError(
+                f"{name} has no column {col!r} (columns: {table.column_names})",
+                "pass image_column= / label_column= with your column names",
+            )
     img = table.column(image_column).combine_chunks()
     if pa.types.is_struct(img.type) and img.type.get_field_index("bytes") >= 0:
         img = img.field("bytes")
     if pa.types.is_binary(img.type) or pa.types.is_large_binary(img.type):
         x = _decode_column(img.to_pylist(), image_column)
-    elif pa.types.is_list(img.type) or pa.types.is_large_list(img.type) or \
-            pa.types.is_fixed_size_list(img.type):
+    elif (
+        pa.types.is_list(img.type)
+        or pa.types.is_large_list(img.type)
+        or pa.types.is_fixed_size_list(img.type)
+    ):
         x = _nested_to_numpy(img, image_column)
     else:
-        raise DataError(f"column {image_column!r} has type {img.type}",
-                        "store encoded PNG/JPEG bytes or nested lists of pixel values")
+        raise DataError(
+            f"column {image_column!r} has type {img.type}",
+            "store encoded PNG/JPEG bytes or nested lists of pixel values",
+        )
     lab = table.column(label_column).combine_chunks()
     if lab.null_count:
-        raise DataError(f"column {label_column!r} holds {lab.null_count} null labels",
-                        "drop unlabelled rows")
+        raise DataError(
+            f"column {label_column!r} holds {lab.null_count} null labels", "drop unlabelled rows"
+        )
     if pa.types.is_dictionary(lab.type):
         lab = lab.cast(lab.type.value_type)
     y_all = lab.to_numpy(zero_copy_only=False)
@@ -572,8 +637,10 @@ def read_parquet(
         norm = np.array([_SPLIT_ALIASES.get(str(s).strip().lower(), "") for s in raw])
         bad = np.flatnonzero(norm == "")
         if len(bad):
-            raise DataError(f"column {split_column!r} has value {raw[bad[0]]!r} in row {bad[0]}",
-                            "use train, val (or validation) and test")
+            raise DataError(
+                f"column {split_column!r} has value {raw[bad[0]]!r} in row {bad[0]}",
+                "use train, val (or validation) and test",
+            )
     else:
         norm = np.full(len(y_all), "train")
     present = [s for s in SPLIT_NAMES if (norm == s).any()]

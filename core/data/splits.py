@@ -64,28 +64,37 @@ class DatasetSplits:
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         if self.augmentation not in AUGMENTATIONS:
-            raise DataError(f"augmentation {self.augmentation!r} is unknown",
-                            f"use one of {AUGMENTATIONS}")
+            raise DataError(
+                f"augmentation {self.augmentation!r} is unknown", f"use one of {AUGMENTATIONS}"
+            )
         if self.num_classes < 2 or len(self.class_names) != self.num_classes:
-            raise DataError(f"{self.name}: num_classes={self.num_classes} with "
-                            f"{len(self.class_names)} class names",
-                            "give one name per class and at least 2 classes")
+            raise DataError(
+                f"{self.name}: num_classes={self.num_classes} with "
+                f"{len(self.class_names)} class names",
+                "give one name per class and at least 2 classes",
+            )
         for split in SPLITS:
             x, y = self.split(split)
             if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
-                raise DataError(f"{self.name}: x_{split} must be uint8 N×H×W×C, got "
-                                f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}",
-                                "build DatasetSplits through load_dataset()")
+                raise DataError(
+                    f"{self.name}: x_{split} must be uint8 N×H×W×C, got "
+                    f"{getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}",
+                    "build DatasetSplits through load_dataset()",
+                )
             if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.ndim != 1:
-                raise DataError(f"{self.name}: y_{split} must be an int64 vector, got "
-                                f"{getattr(y, 'dtype', type(y))} {getattr(y, 'shape', '')}",
-                                "build DatasetSplits through load_dataset()")
+                raise DataError(
+                    f"{self.name}: y_{split} must be an int64 vector, got "
+                    f"{getattr(y, 'dtype', type(y))} {getattr(y, 'shape', '')}",
+                    "build DatasetSplits through load_dataset()",
+                )
             validation.check_lengths(x, y, split=split)
             validation.check_label_range(y, self.num_classes, split=split)
             if x.shape[1:] != self.input_shape:
-                raise DataError(f"{self.name}: x_{split} images are {x.shape[1:]} but "
-                                f"input_shape is {self.input_shape}",
-                                "all splits must share one H×W×C shape")
+                raise DataError(
+                    f"{self.name}: x_{split} images are {x.shape[1:]} but "
+                    f"input_shape is {self.input_shape}",
+                    "all splits must share one H×W×C shape",
+                )
             x.flags.writeable = False
             y.flags.writeable = False
 
@@ -120,8 +129,12 @@ class DatasetSplits:
 
     def validate(self, min_per_class: int | Mapping[str, int] | None = None) -> None:
         """Run the full data checks (class coverage with ``min_per_class``)."""
-        validation.check_splits({s: self.split(s) for s in SPLITS}, self.num_classes,
-                                min_per_class=min_per_class, class_names=self.class_names)
+        validation.check_splits(
+            {s: self.split(s) for s in SPLITS},
+            self.num_classes,
+            min_per_class=min_per_class,
+            class_names=self.class_names,
+        )
 
     # ------------------------------------------------------------------ artifact
 
@@ -147,26 +160,37 @@ class DatasetSplits:
         try:
             npz = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-            raise ArtifactError(f"{source} is not a dataset artifact (.npz): {err}",
-                                "re-run the data step that writes it") from err
+            raise ArtifactError(
+                f"{source} is not a dataset artifact (.npz): {err}",
+                "re-run the data step that writes it",
+            ) from err
         if not hasattr(npz, "files"):
-            raise ArtifactError(f"{source} holds a single array, not a dataset artifact",
-                                "re-run the data step that writes it")
+            raise ArtifactError(
+                f"{source} holds a single array, not a dataset artifact",
+                "re-run the data step that writes it",
+            )
         with npz:
             missing = [k for k in (*_ARRAY_KEYS, META_KEY) if k not in npz.files]
             if missing:
-                raise ArtifactError(f"{source} lacks {missing}; it is not a DatasetSplits "
-                                    "artifact", "load user data with load_dataset() instead")
+                raise ArtifactError(
+                    f"{source} lacks {missing}; it is not a DatasetSplits artifact",
+                    "load user data with load_dataset() instead",
+                )
             try:
                 meta = json.loads(str(npz[META_KEY]))
                 arrays = {k: npz[k] for k in _ARRAY_KEYS}
             except (ValueError, zipfile.BadZipFile, EOFError, OSError) as err:
-                raise ArtifactError(f"{source} is truncated or corrupt ({err})",
-                                    "re-run the data step that writes it") from err
+                raise ArtifactError(
+                    f"{source} is truncated or corrupt ({err})",
+                    "re-run the data step that writes it",
+                ) from err
         if meta.get("format") != ARTIFACT_FORMAT or meta.get("version") != ARTIFACT_VERSION:
-            raise ArtifactError(f"{source} has format {meta.get('format')!r} version "
-                                f"{meta.get('version')!r}, expected {ARTIFACT_FORMAT!r} "
-                                f"version {ARTIFACT_VERSION}", "re-run the data step")
+            raise ArtifactError(
+                f"{source} has format {meta.get('format')!r} version "
+                f"{meta.get('version')!r}, expected {ARTIFACT_FORMAT!r} "
+                f"version {ARTIFACT_VERSION}",
+                "re-run the data step",
+            )
         try:
             splits = cls(
                 **arrays,
@@ -189,8 +213,7 @@ class DatasetSplits:
     ) -> DatasetSplits:
         """Read an artifact written by :meth:`save` and validate it (``min_per_class`` as in
         :func:`rachel.core.data.load_dataset`; pass 0 to skip the class-count checks)."""
-        return cls.from_bytes(storage.read_bytes(uri), source=str(uri),
-                              min_per_class=min_per_class)
+        return cls.from_bytes(storage.read_bytes(uri), source=str(uri), min_per_class=min_per_class)
 
 
 # ---------------------------------------------------------------------- stratification
@@ -255,8 +278,10 @@ def stratified_split(
     """
     validation.check_lengths(x, y, split="input")
     if not 0 < n_val < len(y):
-        raise DataError(f"cannot carve {n_val} validation examples out of {len(y)}",
-                        "choose 0 < n_val < number of examples")
+        raise DataError(
+            f"cannot carve {n_val} validation examples out of {len(y)}",
+            "choose 0 < n_val < number of examples",
+        )
     rest, sel = stratified_indices(y, n_val, rng, keep_rest=True)
     return x[rest], y[rest], x[sel], y[sel]
 
@@ -283,12 +308,16 @@ def subsample(
         n = int(n)
         present = int((np.bincount(y, minlength=splits.num_classes) > 0).sum())
         if n > len(y):
-            raise DataError(f"{split}_size={n} is larger than the {len(y)} {split} examples of "
-                            f"{splits.name}", f"use {split}_size ≤ {len(y)} or None for all")
+            raise DataError(
+                f"{split}_size={n} is larger than the {len(y)} {split} examples of {splits.name}",
+                f"use {split}_size ≤ {len(y)} or None for all",
+            )
         if n < present:
-            raise DataError(f"{split}_size={n} is smaller than the {present} classes of "
-                            f"{splits.name}; every class must keep an example",
-                            f"use {split}_size ≥ {present}")
+            raise DataError(
+                f"{split}_size={n} is smaller than the {present} classes of "
+                f"{splits.name}; every class must keep an example",
+                f"use {split}_size ≥ {present}",
+            )
         if n == len(y):
             continue
         _, sel = stratified_indices(y, n, rng, keep_rest=False)

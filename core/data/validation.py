@@ -36,32 +36,43 @@ def _is_numeric(x: np.ndarray) -> bool:
 def check_images(x: np.ndarray, *, split: str) -> None:
     """Shape N×H×W or N×H×W×C (C in {1, 3}), real numeric dtype, finite values."""
     if not isinstance(x, np.ndarray):
-        raise DataError(f"x_{split} is a {type(x).__name__}, not a NumPy array",
-                        "pass numpy arrays")
+        raise DataError(
+            f"x_{split} is a {type(x).__name__}, not a NumPy array", "pass numpy arrays"
+        )
     if not _is_numeric(x):
         raise DataError(f"x_{split} has non-numeric dtype {x.dtype}", _RAW_PIXELS)
     if x.ndim not in (3, 4):
-        raise DataError(f"x_{split} has shape {x.shape}; images must be N×H×W or N×H×W×C",
-                        "reshape flat vectors to N×H×W(×C); channels go last")
+        raise DataError(
+            f"x_{split} has shape {x.shape}; images must be N×H×W or N×H×W×C",
+            "reshape flat vectors to N×H×W(×C); channels go last",
+        )
     if x.ndim == 4 and x.shape[3] not in (1, 3):
-        hint = ("channels must be last (N×H×W×C); transpose channel-first data"
-                if x.shape[1] in (1, 3) else "use greyscale (C=1) or RGB (C=3) images")
-        raise DataError(f"x_{split} has shape {x.shape}: {x.shape[3]} channels, "
-                        "expected 1 or 3", hint)
+        hint = (
+            "channels must be last (N×H×W×C); transpose channel-first data"
+            if x.shape[1] in (1, 3)
+            else "use greyscale (C=1) or RGB (C=3) images"
+        )
+        raise DataError(
+            f"x_{split} has shape {x.shape}: {x.shape[3]} channels, expected 1 or 3", hint
+        )
     if x.shape[1] == 0 or x.shape[2] == 0:
         raise DataError(f"x_{split} has empty images (shape {x.shape})", "check the arrays")
     if x.dtype.kind == "f":
         bad = ~np.isfinite(x)
         if bad.any():
             i = int(np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))[0])
-            raise DataError(f"x_{split} holds {int(bad.sum())} NaN/inf values "
-                            f"(first in example {i})", "fix or drop the broken images")
+            raise DataError(
+                f"x_{split} holds {int(bad.sum())} NaN/inf values (first in example {i})",
+                "fix or drop the broken images",
+            )
 
 
 def check_lengths(x: np.ndarray, y: np.ndarray, *, split: str) -> None:
     if len(x) != len(y):
-        raise DataError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)}",
-                        "images and labels must be aligned one to one")
+        raise DataError(
+            f"x_{split} has {len(x)} examples but y_{split} has {len(y)}",
+            "images and labels must be aligned one to one",
+        )
 
 
 def image_scale(arrays: Iterable[np.ndarray]) -> float:
@@ -85,12 +96,17 @@ def to_uint8_images(x: np.ndarray, *, split: str, scale: float = 1.0) -> np.ndar
             x = x.astype(np.float64) * scale
             lo, hi = lo * scale, hi * scale
         if lo < 0 or hi > 255:
-            raise DataError(f"x_{split} has float values in [{lo:g}, {hi:g}], outside [0, 1] "
-                            "and [0, 255] (standardised data?)", _RAW_PIXELS)
+            raise DataError(
+                f"x_{split} has float values in [{lo:g}, {hi:g}], outside [0, 1] "
+                "and [0, 255] (standardised data?)",
+                _RAW_PIXELS,
+            )
         return np.ascontiguousarray(np.rint(x).astype(np.uint8))
     if lo < 0 or hi > 255:
-        raise DataError(f"x_{split} has integer values in [{lo:g}, {hi:g}], outside 0..255",
-                        "rescale to 8-bit (0..255) before loading")
+        raise DataError(
+            f"x_{split} has integer values in [{lo:g}, {hi:g}], outside 0..255",
+            "rescale to 8-bit (0..255) before loading",
+        )
     return np.ascontiguousarray(x.astype(np.uint8))
 
 
@@ -98,32 +114,41 @@ def to_int64_labels(y: np.ndarray, *, split: str) -> np.ndarray:
     """Return labels as an int64 vector; refuse non-integer values (see module docstring)."""
     y = np.asarray(y)
     if y.dtype.kind in "USO":
-        raise DataError(f"y_{split} holds strings/objects (dtype {y.dtype})",
-                        "use integer class indices 0..K-1")
+        raise DataError(
+            f"y_{split} holds strings/objects (dtype {y.dtype})", "use integer class indices 0..K-1"
+        )
     if y.dtype.kind not in "uif":
-        raise DataError(f"y_{split} has non-numeric dtype {y.dtype}",
-                        "use integer class indices 0..K-1")
+        raise DataError(
+            f"y_{split} has non-numeric dtype {y.dtype}", "use integer class indices 0..K-1"
+        )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     elif y.ndim == 2 and y.shape[1] > 1:
         is_one_hot = np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
         if not is_one_hot:
-            raise DataError(f"y_{split} has shape {y.shape} but its rows are not one-hot",
-                            "use a vector of integer class indices")
+            raise DataError(
+                f"y_{split} has shape {y.shape} but its rows are not one-hot",
+                "use a vector of integer class indices",
+            )
         y = y.argmax(axis=1)
     if y.ndim != 1:
-        raise DataError(f"y_{split} has shape {y.shape}; labels must be a vector (N,)",
-                        "use integer class indices 0..K-1")
+        raise DataError(
+            f"y_{split} has shape {y.shape}; labels must be a vector (N,)",
+            "use integer class indices 0..K-1",
+        )
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"y_{split} is not integer: y_{split}[{i}] = {y[i].item()!r}",
-                            "labels must be whole class indices 0..K-1")
+            raise DataError(
+                f"y_{split} is not integer: y_{split}[{i}] = {y[i].item()!r}",
+                "labels must be whole class indices 0..K-1",
+            )
     if y.size and y.min() < 0:
         i = int(np.flatnonzero(y < 0)[0])
-        raise DataError(f"y_{split}[{i}] = {y[i].item()} is negative",
-                        "labels must be class indices 0..K-1")
+        raise DataError(
+            f"y_{split}[{i}] = {y[i].item()} is negative", "labels must be class indices 0..K-1"
+        )
     return y.astype(np.int64)
 
 
@@ -131,8 +156,10 @@ def check_label_range(y: np.ndarray, num_classes: int, *, split: str) -> None:
     bad = (y < 0) | (y >= num_classes)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"y_{split}[{i}] = {int(y[i])} is outside [0, {num_classes})",
-                        f"labels must be class indices 0..{num_classes - 1}")
+        raise DataError(
+            f"y_{split}[{i}] = {int(y[i])} is outside [0, {num_classes})",
+            f"labels must be class indices 0..{num_classes - 1}",
+        )
 
 
 def resolve_min_per_class(min_per_class: int | Mapping[str, int] | None) -> dict[str, int]:
@@ -143,8 +170,9 @@ def resolve_min_per_class(min_per_class: int | Mapping[str, int] | None) -> dict
         return {s: int(min_per_class) for s in DEFAULT_MIN_PER_CLASS}
     unknown = set(min_per_class) - set(DEFAULT_MIN_PER_CLASS)
     if unknown:
-        raise DataError(f"min_per_class names unknown splits {sorted(unknown)}",
-                        "use the keys train, val, test")
+        raise DataError(
+            f"min_per_class names unknown splits {sorted(unknown)}", "use the keys train, val, test"
+        )
     return {**DEFAULT_MIN_PER_CLASS, **{k: int(v) for k, v in min_per_class.items()}}
 
 
@@ -162,16 +190,18 @@ def check_class_counts(
     counts = np.bincount(y, minlength=num_classes)
     short = np.flatnonzero(counts < minimum)
     if len(short):
+
         def label(c: int) -> str:
             return f"{c} ({class_names[c]!r})" if class_names else str(c)
 
         listed = ", ".join(f"class {label(int(c))}: {int(counts[c])}" for c in short[:5])
         more = f" and {len(short) - 5} more" if len(short) > 5 else ""
         what = "missing from" if (counts[short] == 0).all() else "with too few examples in"
-        raise DataError(f"{len(short)} class(es) {what} the {split} split (need ≥ {minimum} "
-                        f"each; {listed}{more})",
-                        "add examples of those classes, use a larger split size, or lower "
-                        "min_per_class")
+        raise DataError(
+            f"{len(short)} class(es) {what} the {split} split (need ≥ {minimum} "
+            f"each; {listed}{more})",
+            "add examples of those classes, use a larger split size, or lower min_per_class",
+        )
 
 
 def check_splits(
@@ -188,9 +218,10 @@ def check_splits(
         check_images(x, split=split)
         check_lengths(x, y, split=split)
         check_label_range(y, num_classes, split=split)
-        check_class_counts(y, num_classes, mins.get(split, 1), split=split,
-                           class_names=class_names)
+        check_class_counts(y, num_classes, mins.get(split, 1), split=split, class_names=class_names)
         shapes[split] = x.shape[1:]
     if len(set(shapes.values())) > 1:
-        raise DataError(f"image shapes differ between splits: {shapes}",
-                        "every split must hold images of one H×W×C shape")
+        raise DataError(
+            f"image shapes differ between splits: {shapes}",
+            "every split must hold images of one H×W×C shape",
+        )

@@ -52,9 +52,14 @@ _RUN_COLUMNS = {
     "halfway_test_accuracy": "halfway_test_accuracy",
 }
 _COMPUTED_KEYS = (
-    "halfway_training_time", "halfway_train_accuracy", "halfway_validation_accuracy",
-    "halfway_test_accuracy", "final_training_time", "final_train_accuracy",
-    "final_validation_accuracy", "final_test_accuracy",
+    "halfway_training_time",
+    "halfway_train_accuracy",
+    "halfway_validation_accuracy",
+    "halfway_test_accuracy",
+    "final_training_time",
+    "final_train_accuracy",
+    "final_validation_accuracy",
+    "final_test_accuracy",
 )
 
 
@@ -87,8 +92,10 @@ class NASBench:
         rng: np.random.Generator | int | None = None,
     ) -> None:
         self.bench = dataset_file if isinstance(dataset_file, BenchTable) else _load(dataset_file)
-        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
-            rng if rng is not None else seed
+        self.rng = (
+            rng
+            if isinstance(rng, np.random.Generator)
+            else np.random.default_rng(rng if rng is not None else seed)
         )
         self.config = {
             "module_vertices": MAX_VERTICES,
@@ -96,7 +103,8 @@ class NASBench:
             "available_ops": list(OPS),
         }
         self.valid_epochs = {108} | {
-            e for e in _SHORT_EPOCHS
+            e
+            for e in _SHORT_EPOCHS
             if self.bench.table[f"val_accuracy_epoch{e}"].null_count < len(self.bench)
         }
         self.training_time_spent = 0.0
@@ -107,23 +115,31 @@ class NASBench:
     def _check_spec(self, model_spec: Any) -> None:
         """The official in-space checks, raising :class:`OffSpaceError`."""
         if not getattr(model_spec, "valid_spec", False):
-            raise OffSpaceError("invalid spec, provided graph is disconnected",
-                                "add a path from the input vertex to the output vertex")
+            raise OffSpaceError(
+                "invalid spec, provided graph is disconnected",
+                "add a path from the input vertex to the output vertex",
+            )
         ops = list(model_spec.ops)
         num_edges = int(np.sum(model_spec.matrix))
         if len(ops) > MAX_VERTICES:
-            raise OffSpaceError(f"too many vertices, got {len(ops)} (max {MAX_VERTICES})",
-                                "remove vertices")
+            raise OffSpaceError(
+                f"too many vertices, got {len(ops)} (max {MAX_VERTICES})", "remove vertices"
+            )
         if num_edges > MAX_EDGES:
-            raise OffSpaceError(f"too many edges, got {num_edges} (max {MAX_EDGES})",
-                                "remove edges")
+            raise OffSpaceError(
+                f"too many edges, got {num_edges} (max {MAX_EDGES})", "remove edges"
+            )
         if ops[0] != INPUT or ops[-1] != OUTPUT:
-            raise OffSpaceError("first operation must be 'input' and the last 'output'",
-                                "put 'input' at vertex 0 and 'output' at the last vertex")
+            raise OffSpaceError(
+                "first operation must be 'input' and the last 'output'",
+                "put 'input' at vertex 0 and 'output' at the last vertex",
+            )
         for op in ops[1:-1]:
             if op not in OPS:
-                raise OffSpaceError(f"unsupported op {op!r} (available ops = {list(OPS)})",
-                                    f"use one of {', '.join(OPS)}")
+                raise OffSpaceError(
+                    f"unsupported op {op!r} (available ops = {list(OPS)})",
+                    f"use one of {', '.join(OPS)}",
+                )
 
     def is_valid(self, model_spec: Any) -> bool:
         """True if the spec is in the search space (does not touch the budget counters)."""
@@ -190,8 +206,10 @@ class NASBench:
         """
         row = self.bench.row_of(module_hash)
         if row < 0:
-            raise OffSpaceError(f"hash {module_hash!r} is not in {self.bench.source}",
-                                "take hashes from hash_iterator()")
+            raise OffSpaceError(
+                f"hash {module_hash!r} is not in {self.bench.source}",
+                "take hashes from hash_iterator()",
+            )
         return self._fixed(row), self._computed(row)
 
     def get_metrics_from_spec(self, model_spec: Any) -> tuple[dict[str, Any], dict[int, Any]]:
@@ -199,12 +217,14 @@ class NASBench:
         module_hash, _ = self._row(model_spec)
         return copy.deepcopy(self.get_metrics_from_hash(module_hash))
 
-    def query(self, model_spec: Any, epochs: int = 108, stop_halfway: bool = False
-              ) -> dict[str, Any]:
+    def query(
+        self, model_spec: Any, epochs: int = 108, stop_halfway: bool = False
+    ) -> dict[str, Any]:
         """Metrics of one sampled run (official keys); increments the budget counters."""
         if epochs not in self.valid_epochs:
-            raise OffSpaceError(f"invalid number of epochs {epochs}",
-                                f"use one of {sorted(self.valid_epochs)}")
+            raise OffSpaceError(
+                f"invalid number of epochs {epochs}", f"use one of {sorted(self.valid_epochs)}"
+            )
         module_hash, row = self._row(model_spec)
         computed = self._computed(row).get(epochs)
         if not computed:

@@ -83,8 +83,13 @@ class SearchTrace:
 class _Ledger:
     """Query bookkeeping of one run: with ``distinct`` each cell is paid once."""
 
-    def __init__(self, acc: np.ndarray, index: CellIndex, report: np.ndarray | None = None,
-                 distinct: bool = True) -> None:
+    def __init__(
+        self,
+        acc: np.ndarray,
+        index: CellIndex,
+        report: np.ndarray | None = None,
+        distinct: bool = True,
+    ) -> None:
         self.acc = acc
         self.report = acc if report is None else report
         self.index = index
@@ -108,13 +113,20 @@ class _Ledger:
     def spent(self) -> int:
         return len(self.ids)
 
-    def trace(self, initial_id: int, final_id: int, final_acc: float | None = None,
-              final_report: float | None = None) -> SearchTrace:
+    def trace(
+        self,
+        initial_id: int,
+        final_id: int,
+        final_acc: float | None = None,
+        final_report: float | None = None,
+    ) -> SearchTrace:
         ids = np.array(self.ids, dtype=np.int64)
         return SearchTrace(
-            self.acc[ids].astype(np.float64), float(self.acc[initial_id]),
+            self.acc[ids].astype(np.float64),
+            float(self.acc[initial_id]),
             float(self.acc[final_id] if final_acc is None else final_acc),
-            self.report[ids].astype(np.float64), float(self.report[initial_id]),
+            self.report[ids].astype(np.float64),
+            float(self.report[initial_id]),
             float(self.report[final_id] if final_report is None else final_report),
         )
 
@@ -139,9 +151,16 @@ class SearchProblem:
     ) -> None:
         self.index = index
         self.mode = mode
-        self.core = IncrementalCore(index, accuracy, num_envs=1, max_neighbours=max_neighbours,
-                                    episode_length=EVAL_EPISODE_LENGTH, mode=mode,
-                                    vertex_range=vertex_range, report=report)
+        self.core = IncrementalCore(
+            index,
+            accuracy,
+            num_envs=1,
+            max_neighbours=max_neighbours,
+            episode_length=EVAL_EPISODE_LENGTH,
+            mode=mode,
+            vertex_range=vertex_range,
+            report=report,
+        )
         self.acc = self.core.acc
         self.report = self.core.report
 
@@ -186,8 +205,9 @@ def random_walk(
 ) -> SearchTrace:
     """One random-walk episode of the incremental MDP."""
     if episode_length < 1:
-        raise ConfigError(f"episode_length must be >= 1, got {episode_length}",
-                          "set episode_length >= 1")
+        raise ConfigError(
+            f"episode_length must be >= 1, got {episode_length}", "set episode_length >= 1"
+        )
     core = problem.core
     core.episode_length = int(episode_length)
     ledger = problem.ledger()
@@ -228,8 +248,9 @@ def local_search(
     steps = 0
     restarts_without_news = 0
     if budget is not None and distinct:
-        budget = min(budget, int(core.known.sum()) if problem.mode == "real_subset"
-                     else len(problem.index))
+        budget = min(
+            budget, int(core.known.sum()) if problem.mode == "real_subset" else len(problem.index)
+        )
 
     def out_of_budget() -> bool:
         return budget is not None and ledger.spent >= budget
@@ -265,8 +286,9 @@ def local_search(
             if cur_acc > best:
                 best_id, best = cur, cur_acc
             steps = 0
-            restarts_without_news = (restarts_without_news + 1
-                                     if len(ledger.seen) == seen_before else 0)
+            restarts_without_news = (
+                restarts_without_news + 1 if len(ledger.seen) == seen_before else 0
+            )
     if budget is not None:
         ledger.ids = ledger.ids[:budget]
     return ledger.trace(start, cur if budget is None else best_id)

@@ -176,8 +176,10 @@ class Cell:
     def __post_init__(self) -> None:
         arr = _as_int_matrix(self.matrix)
         if isinstance(self.ops, str):
-            raise NasBenchError("ops must be a sequence of labels, not one string",
-                                "pass e.g. ('input', 'conv3x3-bn-relu', 'output')")
+            raise NasBenchError(
+                "ops must be a sequence of labels, not one string",
+                "pass e.g. ('input', 'conv3x3-bn-relu', 'output')",
+            )
         ops = tuple(self.ops)
         _check_lengths(arr, ops)
         _check_upper(arr)
@@ -256,8 +258,7 @@ class Cell:
 
     def __str__(self) -> str:
         rows = "\n".join(
-            " ".join(map(str, r)) + f"   {op}"
-            for r, op in zip(self.matrix, self.ops, strict=True)
+            " ".join(map(str, r)) + f"   {op}" for r, op in zip(self.matrix, self.ops, strict=True)
         )
         return f"Cell(V={self.num_vertices}, E={self.num_edges})\n{rows}"
 
@@ -291,8 +292,10 @@ class ModelSpec:
     def __init__(self, matrix: Any, ops: Sequence[str], data_format: str = "channels_last"):
         arr = _as_int_matrix(matrix)
         if isinstance(ops, str):
-            raise NasBenchError("ops must be a list of labels, not one string",
-                                "pass e.g. ['input', 'conv3x3-bn-relu', 'output']")
+            raise NasBenchError(
+                "ops must be a list of labels, not one string",
+                "pass e.g. ['input', 'conv3x3-bn-relu', 'output']",
+            )
         _check_lengths(arr, ops)
         _check_upper(arr)
         self.original_matrix = arr.copy()
@@ -312,8 +315,10 @@ class ModelSpec:
         from rachel.core.nasbench.hashing import hash_module
 
         if not self.valid_spec or self.matrix is None or self.ops is None:
-            raise OffSpaceError("invalid spec: input and output are disconnected",
-                                "add a path from vertex 0 to vertex V-1")
+            raise OffSpaceError(
+                "invalid spec: input and output are disconnected",
+                "add a path from vertex 0 to vertex V-1",
+            )
         try:
             labeling = [-1] + [list(canonical_ops).index(op) for op in self.ops[1:-1]] + [-2]
         except ValueError:
@@ -327,8 +332,9 @@ class ModelSpec:
         """The pruned spec as a :class:`Cell`; raises if it is outside the space."""
         _check_ops(self.original_ops)
         if not self.valid_spec or self.matrix is None or self.ops is None:
-            raise OffSpaceError("input and output are not connected",
-                                "add a path from vertex 0 to vertex V-1")
+            raise OffSpaceError(
+                "input and output are not connected", "add a path from vertex 0 to vertex V-1"
+            )
         return Cell(_freeze(self.matrix), tuple(self.ops))
 
     def is_valid(self) -> bool:

@@ -89,16 +89,21 @@ def accuracy_for_index(index: CellIndex, source: AccuracySource | np.ndarray) ->
     elif isinstance(source, AccuracySource):
         acc = np.asarray(source.accuracy_array(index.hashes), dtype=np.float64)
     else:
-        raise ConfigError(f"{type(source).__name__} is not an accuracy source",
-                          "pass an object with accuracy_array(hashes) or a float array")
+        raise ConfigError(
+            f"{type(source).__name__} is not an accuracy source",
+            "pass an object with accuracy_array(hashes) or a float array",
+        )
     if acc.shape != (len(index),):
-        raise ConfigError(f"accuracy array has shape {acc.shape}, expected ({len(index)},)",
-                          "align it with the CellIndex ids")
+        raise ConfigError(
+            f"accuracy array has shape {acc.shape}, expected ({len(index)},)",
+            "align it with the CellIndex ids",
+        )
     return acc
 
 
-def restrict_csr(indptr: np.ndarray, indices: np.ndarray, keep: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def restrict_csr(
+    indptr: np.ndarray, indices: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop the neighbours whose ``keep`` flag is False (CSR in, CSR out, int32)."""
     n = len(indptr) - 1
     src = np.repeat(np.arange(n), np.diff(indptr))
@@ -128,8 +133,11 @@ class IncrementalCore:
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}", f"use one of {MODES}")
-        for name, value in (("num_envs", num_envs), ("max_neighbours", max_neighbours),
-                            ("episode_length", episode_length)):
+        for name, value in (
+            ("num_envs", num_envs),
+            ("max_neighbours", max_neighbours),
+            ("episode_length", episode_length),
+        ):
             if int(value) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {value}", f"set {name} >= 1")
         self.index = index
@@ -146,8 +154,9 @@ class IncrementalCore:
         self.vertex_range = vertex_range
         if mode == "real_subset":
             if not self.known.any():
-                raise MissingMetricsError("no cell has a known accuracy",
-                                          "use an accuracy source with metrics")
+                raise MissingMetricsError(
+                    "no cell has a known accuracy", "use an accuracy source with metrics"
+                )
             self.indptr, self.indices = restrict_csr(index.indptr, index.indices, self.known)
         else:
             self.indptr, self.indices = index.indptr, index.indices
@@ -167,8 +176,7 @@ class IncrementalCore:
         self.episodes_started = 0
         self._queue = np.zeros(0, dtype=np.int64)
         self.ready = np.zeros(b, dtype=bool)
-        self._cdf = index.sampler_cdf(self.known if mode == "real_subset" else None,
-                                      vertex_range)
+        self._cdf = index.sampler_cdf(self.known if mode == "real_subset" else None, vertex_range)
 
     # ------------------------------------------------------------------ helpers
     def seed(self, seed: int | None) -> None:
@@ -184,8 +192,10 @@ class IncrementalCore:
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.index)):
             raise NasBenchError("initial id out of range", f"use ids in 0..{len(self.index) - 1}")
         if self.mode == "real_subset" and ids.size and not self.known[ids].all():
-            raise MissingMetricsError("an initial id has no known accuracy (real_subset mode)",
-                                      "pick initial cells with known accuracy")
+            raise MissingMetricsError(
+                "an initial id has no known accuracy (real_subset mode)",
+                "pick initial cells with known accuracy",
+            )
         self._queue = np.concatenate([ids, self._queue])
 
     def _take_initial(self, k: int) -> np.ndarray:
@@ -269,8 +279,10 @@ class IncrementalCore:
         move = target >= 0
         invalid = ~in_range | ((a > 0) & ~move)
         if self.strict and invalid.any():
-            raise NasBenchError(f"masked or out-of-range action {a[invalid][0]}",
-                                "pick an action whose action_mask entry is 1")
+            raise NasBenchError(
+                f"masked or out-of-range action {a[invalid][0]}",
+                "pick an action whose action_mask entry is 1",
+            )
         movers = np.flatnonzero(move)
         new_ids = target[movers]
         self._check_known(new_ids)
@@ -285,8 +297,12 @@ class IncrementalCore:
         self.t += 1
         terminated = ~move
         truncated = move & (self.t >= self.episode_length)
-        return {"reward": reward, "terminated": terminated, "truncated": truncated,
-                "invalid_action": invalid}
+        return {
+            "reward": reward,
+            "terminated": terminated,
+            "truncated": truncated,
+            "invalid_action": invalid,
+        }
 
     def queries(self) -> np.ndarray:
         return np.array([len(q) for q in self.queried], dtype=np.int64)
@@ -305,10 +321,12 @@ class IncrementalCore:
 
 
 def _spaces(n: int) -> tuple[spaces.Dict, spaces.Discrete]:
-    obs = spaces.Dict({
-        "observations": spaces.Box(0.0, 1.0, shape=(n + 1, ENCODING_SIZE), dtype=np.float32),
-        "action_mask": spaces.MultiBinary(n + 1),
-    })
+    obs = spaces.Dict(
+        {
+            "observations": spaces.Box(0.0, 1.0, shape=(n + 1, ENCODING_SIZE), dtype=np.float32),
+            "action_mask": spaces.MultiBinary(n + 1),
+        }
+    )
     return obs, spaces.Discrete(n + 1)
 
 
@@ -317,8 +335,9 @@ class NasBenchEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, index: CellIndex, accuracy: AccuracySource | np.ndarray,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, index: CellIndex, accuracy: AccuracySource | np.ndarray, **kwargs: Any
+    ) -> None:
         kwargs.pop("num_envs", None)
         self.core = IncrementalCore(index, accuracy, num_envs=1, **kwargs)
         self.observation_space, self.action_space = _spaces(self.core.n)
@@ -341,8 +360,13 @@ class NasBenchEnv(gym.Env):
             self.core.ready[0] = False
         info = self._info()
         info["invalid_action"] = bool(out["invalid_action"][0])
-        return (self._obs(), float(out["reward"][0]), bool(out["terminated"][0]),
-                bool(out["truncated"][0]), info)
+        return (
+            self._obs(),
+            float(out["reward"][0]),
+            bool(out["terminated"][0]),
+            bool(out["truncated"][0]),
+            info,
+        )
 
     def _obs(self) -> dict[str, np.ndarray]:
         o = self.core.observation()
@@ -361,17 +385,22 @@ class NasBenchVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, index: CellIndex, accuracy: AccuracySource | np.ndarray,
-                 num_envs: int = 32, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        index: CellIndex,
+        accuracy: AccuracySource | np.ndarray,
+        num_envs: int = 32,
+        **kwargs: Any,
+    ) -> None:
         self.core = IncrementalCore(index, accuracy, num_envs=num_envs, **kwargs)
         self.num_envs = self.core.num_envs
         self.single_observation_space, self.single_action_space = _spaces(self.core.n)
         self.observation_space = gym.vector.utils.batch_space(
-            self.single_observation_space, self.num_envs)
+            self.single_observation_space, self.num_envs
+        )
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
 
-    def reset(self, *, seed: int | list[int] | None = None,
-              options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
             self.core.seed(seed if isinstance(seed, int) else int(seed[0]))
         if options and "initial_ids" in options:

@@ -88,8 +88,9 @@ def encode_cells(adjacency: Any, operations: Any, num_vertices: Any) -> np.ndarr
 def encode_table_rows(bench: BenchTable, rows: np.ndarray | None = None) -> np.ndarray:
     """Encoding of the given rows of a table (all rows when ``rows`` is None)."""
     t = bench.table if rows is None else bench.table.take(pa.array(np.asarray(rows, np.int64)))
-    return encode_cells(t["adjacency"], t["operations"],
-                        t["num_vertices"].to_numpy().astype(np.int64))
+    return encode_cells(
+        t["adjacency"], t["operations"], t["num_vertices"].to_numpy().astype(np.int64)
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -121,8 +122,11 @@ class _ByRow:
     def accuracy(self, module_hash: str) -> float:
         value = float(self.accuracy_array(np.array([module_hash]))[0])
         if np.isnan(value):
-            where = ("is not in the table" if self.bench.row_of(module_hash) < 0
-                     else "has no known metrics")
+            where = (
+                "is not in the table"
+                if self.bench.row_of(module_hash) < 0
+                else "has no known metrics"
+            )
             raise MissingMetricsError(
                 f"{self.name}: cell {module_hash} {where}",
                 "restrict the search to known cells (RealSubsetEstimator) or use the "
@@ -134,8 +138,9 @@ class _ByRow:
 class TabularEstimator(_ByRow):
     """The table: mean over the known 108-epoch runs of the validation (or test) accuracy."""
 
-    def __init__(self, bench: BenchTable,
-                 metric: Literal["validation", "test"] = "validation") -> None:
+    def __init__(
+        self, bench: BenchTable, metric: Literal["validation", "test"] = "validation"
+    ) -> None:
         if metric not in ("validation", "test"):
             raise NasBenchError(f"unknown metric {metric!r}", "use 'validation' or 'test'")
         self.bench = bench
@@ -149,8 +154,9 @@ class TabularEstimator(_ByRow):
 class RealSubsetEstimator(TabularEstimator):
     """Only the cells with real metrics (20,268 in the shared table)."""
 
-    def __init__(self, bench: BenchTable,
-                 metric: Literal["validation", "test"] = "validation") -> None:
+    def __init__(
+        self, bench: BenchTable, metric: Literal["validation", "test"] = "validation"
+    ) -> None:
         super().__init__(bench, metric)
         self.name = "real-subset" if metric == "validation" else "real-subset-test"
 
@@ -214,9 +220,17 @@ class SurrogateEstimator(_ByRow):
         return self.boosters[0]
 
     @classmethod
-    def fit(cls, bench: BenchTable, rows: np.ndarray | None = None, *, seed: int = 0,
-            params: dict[str, Any] | None = None, n_jobs: int | None = None,
-            n_models: int = 1, penalty: float = 0.0) -> SurrogateEstimator:
+    def fit(
+        cls,
+        bench: BenchTable,
+        rows: np.ndarray | None = None,
+        *,
+        seed: int = 0,
+        params: dict[str, Any] | None = None,
+        n_jobs: int | None = None,
+        n_models: int = 1,
+        penalty: float = 0.0,
+    ) -> SurrogateEstimator:
         """Fit ``n_models`` seeded models on ``rows`` (default: every cell with a known
         validation accuracy); model ``m`` uses seed ``seed + m``."""
         import xgboost as xgb
@@ -232,8 +246,9 @@ class SurrogateEstimator(_ByRow):
                 "fit on at least 10 cells with known metrics",
             )
         if n_models < 1 or penalty < 0:
-            raise NasBenchError(f"n_models={n_models}, penalty={penalty}",
-                                "use n_models >= 1 and penalty >= 0")
+            raise NasBenchError(
+                f"n_models={n_models}, penalty={penalty}", "use n_models >= 1 and penalty >= 0"
+            )
         merged = {**DEFAULT_XGB_PARAMS, **(params or {})}
         x = encode_table_rows(bench, rows).astype(np.float32)
         start = time.perf_counter()
@@ -242,11 +257,17 @@ class SurrogateEstimator(_ByRow):
             model = xgb.XGBRegressor(**merged, random_state=seed + m, n_jobs=n_jobs)
             model.fit(x, y)
             boosters.append(model.get_booster())
-        info = {"encoding": ENCODING_VERSION, "seed": seed, "params": merged,
-                "n_models": n_models, "penalty": float(penalty),
-                "bounds": [float(y.min()), float(y.max())],
-                "n_train": int(len(rows)), "fit_seconds": time.perf_counter() - start,
-                "target": "mean 108-epoch validation accuracy"}
+        info = {
+            "encoding": ENCODING_VERSION,
+            "seed": seed,
+            "params": merged,
+            "n_models": n_models,
+            "penalty": float(penalty),
+            "bounds": [float(y.min()), float(y.max())],
+            "n_train": int(len(rows)),
+            "fit_seconds": time.perf_counter() - start,
+            "target": "mean 108-epoch validation accuracy",
+        }
         return cls(bench, boosters, info)
 
     @cached_property
@@ -271,10 +292,11 @@ class SurrogateEstimator(_ByRow):
         """``(n_models, N)`` bounded predictions of every model for an ``(N, 56)`` matrix."""
         x = np.asarray(features, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != NUM_FEATURES:
-            raise NasBenchError(f"features must have shape (N, {NUM_FEATURES}), got {x.shape}",
-                                "encode cells with encode_cells()")
-        raw = np.stack([np.asarray(b.inplace_predict(x), dtype=np.float64)
-                        for b in self.boosters])
+            raise NasBenchError(
+                f"features must have shape (N, {NUM_FEATURES}), got {x.shape}",
+                "encode cells with encode_cells()",
+            )
+        raw = np.stack([np.asarray(b.inplace_predict(x), dtype=np.float64) for b in self.boosters])
         return np.clip(raw, *self.bounds)
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
@@ -310,10 +332,15 @@ class SurrogateEstimator(_ByRow):
 
     def save(self, uri: str | os.PathLike[str]) -> None:
         """Write the ensemble (one JSON file: our metadata + each XGBoost model), atomically."""
-        storage.write_json(uri, {
-            "format": SURROGATE_FORMAT, "info": self.info, "fingerprint": self.fingerprint,
-            "models": [base64.b64encode(raw).decode("ascii") for raw in self._raw_models()],
-        })
+        storage.write_json(
+            uri,
+            {
+                "format": SURROGATE_FORMAT,
+                "info": self.info,
+                "fingerprint": self.fingerprint,
+                "models": [base64.b64encode(raw).decode("ascii") for raw in self._raw_models()],
+            },
+        )
 
     @classmethod
     def load(cls, uri: str | os.PathLike[str], bench: BenchTable) -> SurrogateEstimator:
@@ -330,8 +357,10 @@ class SurrogateEstimator(_ByRow):
                 boosters.append(booster)
             info = data["info"]
         except (xgb.core.XGBoostError, ValueError, KeyError, TypeError) as err:
-            raise ArtifactError(f"{uri} is not a saved surrogate ({err})",
-                                "re-run SurrogateEstimator.fit(...).save(uri)") from err
+            raise ArtifactError(
+                f"{uri} is not a saved surrogate ({err})",
+                "re-run SurrogateEstimator.fit(...).save(uri)",
+            ) from err
         if info.get("encoding") != ENCODING_VERSION:
             raise ArtifactError(
                 f"{uri} was saved with another cell encoding ({info.get('encoding')})",
@@ -372,8 +401,9 @@ class SurrogateReport:
         return asdict(self)
 
 
-def top_k_quality(pred: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = TOP_K
-                  ) -> dict[str, dict[str, float]]:
+def top_k_quality(
+    pred: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = TOP_K
+) -> dict[str, dict[str, float]]:
     """True accuracy of the predicted top-k against the true top-k (see SurrogateReport)."""
     out: dict[str, dict[str, float]] = {}
     by_pred = np.argsort(-pred, kind="stable")
@@ -392,11 +422,18 @@ def top_k_quality(pred: np.ndarray, truth: np.ndarray, ks: tuple[int, ...] = TOP
     return out
 
 
-def evaluate_surrogate(bench: BenchTable, *, test_fraction: float = 0.2, seed: int = 0,
-                       max_cells: int | None = None, params: dict[str, Any] | None = None,
-                       n_jobs: int | None = None, n_models: int = 1, penalty: float = 0.0,
-                       predict_all: bool = False
-                       ) -> tuple[SurrogateEstimator, SurrogateReport]:
+def evaluate_surrogate(
+    bench: BenchTable,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    max_cells: int | None = None,
+    params: dict[str, Any] | None = None,
+    n_jobs: int | None = None,
+    n_models: int = 1,
+    penalty: float = 0.0,
+    predict_all: bool = False,
+) -> tuple[SurrogateEstimator, SurrogateReport]:
     """Fit on a seeded random split of the cells with real metrics; score the held-out part.
 
     ``max_cells`` first draws that many real cells at random (same seed) for quick checks.
@@ -408,8 +445,7 @@ def evaluate_surrogate(bench: BenchTable, *, test_fraction: float = 0.2, seed: i
     from scipy import stats
 
     if not 0.0 < test_fraction < 1.0:
-        raise NasBenchError(f"test_fraction must be in (0, 1), got {test_fraction}",
-                            "use e.g. 0.2")
+        raise NasBenchError(f"test_fraction must be in (0, 1), got {test_fraction}", "use e.g. 0.2")
     rng = np.random.default_rng(seed)
     real = np.flatnonzero(~np.isnan(bench.val_mean))
     if max_cells is not None and max_cells < len(real):
@@ -417,32 +453,48 @@ def evaluate_surrogate(bench: BenchTable, *, test_fraction: float = 0.2, seed: i
     perm = rng.permutation(real)
     n_test = max(1, int(round(test_fraction * len(perm))))
     test_rows, train_rows = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    model = SurrogateEstimator.fit(bench, train_rows, seed=seed, params=params, n_jobs=n_jobs,
-                                   n_models=n_models, penalty=penalty)
+    model = SurrogateEstimator.fit(
+        bench,
+        train_rows,
+        seed=seed,
+        params=params,
+        n_jobs=n_jobs,
+        n_models=n_models,
+        penalty=penalty,
+    )
     features = encode_table_rows(bench, test_rows)
     pred = model.predict_features(features)
     truth = bench.val_mean[test_rows]
-    split = (f"{100 * (1 - test_fraction):.0f}/{100 * test_fraction:.0f} random split "
-             f"(numpy default_rng({seed})) of {len(perm)} cells with real 108-epoch "
-             f"validation accuracy")
+    split = (
+        f"{100 * (1 - test_fraction):.0f}/{100 * test_fraction:.0f} random split "
+        f"(numpy default_rng({seed})) of {len(perm)} cells with real 108-epoch "
+        f"validation accuracy"
+    )
     disagreement: dict[str, float] = {}
     if n_models > 1:
         std = model.std_features(features)
         disagreement = {
             "mean_std": float(std.mean()),
-            "spearman_std_vs_abs_error": float(stats.spearmanr(std, np.abs(pred - truth))
-                                               .statistic),
+            "spearman_std_vs_abs_error": float(
+                stats.spearmanr(std, np.abs(pred - truth)).statistic
+            ),
         }
     report = SurrogateReport(
-        split=split, n_train=len(train_rows), n_test=len(test_rows),
+        split=split,
+        n_train=len(train_rows),
+        n_test=len(test_rows),
         kendall_tau=float(stats.kendalltau(pred, truth).statistic),
         spearman_rho=float(stats.spearmanr(pred, truth).statistic),
         rmse=float(np.sqrt(np.mean((pred - truth) ** 2))),
         rmse_constant=float(np.sqrt(np.mean((bench.val_mean[train_rows].mean() - truth) ** 2))),
         median_abs_error=float(np.median(np.abs(pred - truth))),
-        fit_seconds=float(model.info["fit_seconds"]), seed=seed, n_models=n_models,
-        max_prediction_all_cells=(float(model.predict_rows(np.arange(len(bench))).max())
-                                  if predict_all else float("nan")),
-        top_k=top_k_quality(pred, truth), disagreement=disagreement,
+        fit_seconds=float(model.info["fit_seconds"]),
+        seed=seed,
+        n_models=n_models,
+        max_prediction_all_cells=(
+            float(model.predict_rows(np.arange(len(bench))).max()) if predict_all else float("nan")
+        ),
+        top_k=top_k_quality(pred, truth),
+        disagreement=disagreement,
     )
     return model, report

@@ -110,20 +110,27 @@ class ProtocolConfig:
 
     def validate(self) -> None:
         if self.k_sets < 1 or self.m_states < 1 or self.n_agents < 1:
-            raise ConfigError(f"k_sets and m_states must be >= 1 (got {self.k_sets}, "
-                              f"{self.m_states})", "use e.g. k_sets=5, m_states=10000")
+            raise ConfigError(
+                f"k_sets and m_states must be >= 1 (got {self.k_sets}, {self.m_states})",
+                "use e.g. k_sets=5, m_states=10000",
+            )
         if not self.budgets or min(self.budgets) < 1 or not self.curve_lengths:
-            raise ConfigError("budgets and curve_lengths must be positive query counts",
-                              "use e.g. budgets=(50, 100, 150, 300)")
+            raise ConfigError(
+                "budgets and curve_lengths must be positive query counts",
+                "use e.g. budgets=(50, 100, 150, 300)",
+            )
         if max(self.budgets) > max(self.curve_lengths):
             raise ConfigError(
                 f"budget {max(self.budgets)} exceeds the longest curve {max(self.curve_lengths)}",
-                "add a curve length at least as long as the largest budget")
+                "add a curve length at least as long as the largest budget",
+            )
         if not 0 < self.confidence < 1 or any(not 0 < p < 1 for p in self.intervals):
             raise ConfigError("confidence and intervals must lie in (0, 1)", "use e.g. 0.95")
         if self.n_resamples < 100:
-            raise ConfigError(f"n_resamples={self.n_resamples} is too few",
-                              "use at least 100 (the paper uses 5,000)")
+            raise ConfigError(
+                f"n_resamples={self.n_resamples} is too few",
+                "use at least 100 (the paper uses 5,000)",
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -133,8 +140,9 @@ class ProtocolConfig:
 Searcher = Callable[[Any, np.random.Generator], TraceLike]
 
 
-def draw_initial_sets(sample: Callable[[np.random.Generator, int], Sequence[Any]],
-                      config: ProtocolConfig) -> list[list[Any]]:
+def draw_initial_sets(
+    sample: Callable[[np.random.Generator, int], Sequence[Any]], config: ProtocolConfig
+) -> list[list[Any]]:
     """K sets of M initial states; set ``s`` uses ``default_rng([seed, s])``.
 
     ``sample(rng, m)`` returns m states (e.g. the paper's size-uniform random sampler of
@@ -145,15 +153,19 @@ def draw_initial_sets(sample: Callable[[np.random.Generator, int], Sequence[Any]
     for s in range(config.k_sets):
         states = list(sample(np.random.default_rng([config.seed, s]), config.m_states))
         if len(states) != config.m_states:
-            raise ConfigError(f"the sampler returned {len(states)} states, not "
-                              f"{config.m_states}", "return exactly m states")
+            raise ConfigError(
+                f"the sampler returned {len(states)} states, not {config.m_states}",
+                "return exactly m states",
+            )
         sets.append(states)
     return sets
 
 
-def run_protocol(searchers: Mapping[str, Searcher | Sequence[Searcher]],
-                 initial_sets: Sequence[Sequence[Any]],
-                 seed: int = 0) -> dict[str, list[TraceLike]]:
+def run_protocol(
+    searchers: Mapping[str, Searcher | Sequence[Searcher]],
+    initial_sets: Sequence[Sequence[Any]],
+    seed: int = 0,
+) -> dict[str, list[TraceLike]]:
     """Every searcher (every agent of it) from every initial state; traces in
     (agent, set, state) order.  See the module docstring for batch searchers."""
     out: dict[str, list[TraceLike]] = {}
@@ -165,8 +177,11 @@ def run_protocol(searchers: Mapping[str, Searcher | Sequence[Searcher]],
                 if hasattr(agent, "run_batch"):
                     got = list(agent.run_batch(list(states), s, seed))
                     if len(got) != len(states):
-                        raise ConfigError(f"{name}: run_batch returned {len(got)} traces for "
-                                          f"{len(states)} states", "return one per state")
+                        raise ConfigError(
+                            f"{name}: run_batch returned {len(got)} traces for "
+                            f"{len(states)} states",
+                            "return one per state",
+                        )
                     traces.extend(got)
                     continue
                 for i, state in enumerate(states):
@@ -193,10 +208,13 @@ def _report_of(trace: TraceLike, name: str, fallback: str) -> Any:
 def improvements(traces: Sequence[TraceLike]) -> tuple[np.ndarray, np.ndarray]:
     """``(initial, final - initial)`` per episode on the report metric (NaN where either
     accuracy is unknown)."""
-    initial = np.array([float(_report_of(t, "initial_report", "initial_accuracy"))
-                        for t in traces], dtype=np.float64)
-    final = np.array([float(_report_of(t, "final_report", "final_accuracy")) for t in traces],
-                     dtype=np.float64)
+    initial = np.array(
+        [float(_report_of(t, "initial_report", "initial_accuracy")) for t in traces],
+        dtype=np.float64,
+    )
+    final = np.array(
+        [float(_report_of(t, "final_report", "final_accuracy")) for t in traces], dtype=np.float64
+    )
     return initial, final - initial
 
 
@@ -216,15 +234,20 @@ def improvement_stats(delta: np.ndarray, config: ProtocolConfig) -> dict[str, An
         std=float(np.std(known, ddof=1)) if len(known) > 1 else 0.0,
         skew=float(stats.skew(known)) if len(known) > 2 and np.ptp(known) > 0 else 0.0,
         intervals={
-            f"{round(p * 100):d}%": [float(np.quantile(known, (1 - p) / 2)),
-                                     float(np.quantile(known, (1 + p) / 2))]
+            f"{round(p * 100):d}%": [
+                float(np.quantile(known, (1 - p) / 2)),
+                float(np.quantile(known, (1 + p) / 2)),
+            ]
             for p in config.intervals
         },
         fraction_improved=float(np.mean(known > 0)),
         fraction_unchanged=float(np.mean(known == 0)),
         fraction_worse=float(np.mean(known < 0)),
-        histogram={"edges": edges.tolist(), "counts": counts.tolist(),
-                   "outside_range": int(np.sum((known < edges[0]) | (known > edges[-1])))},
+        histogram={
+            "edges": edges.tolist(),
+            "counts": counts.tolist(),
+            "outside_range": int(np.sum((known < edges[0]) | (known > edges[-1]))),
+        },
     )
     return out
 
@@ -232,19 +255,24 @@ def improvement_stats(delta: np.ndarray, config: ProtocolConfig) -> dict[str, An
 def trace_queries(trace: TraceLike, mode: Accounting) -> tuple[np.ndarray, np.ndarray]:
     """The (decide, report) query values one episode contributes under an accounting mode."""
     if mode == "episode":
-        return (np.array([float(trace.final_accuracy)], dtype=np.float64),
-                np.array([float(_report_of(trace, "final_report", "final_accuracy"))],
-                         dtype=np.float64))
+        return (
+            np.array([float(trace.final_accuracy)], dtype=np.float64),
+            np.array(
+                [float(_report_of(trace, "final_report", "final_accuracy"))], dtype=np.float64
+            ),
+        )
     if mode == "queries":
         values = np.asarray(trace.queried, dtype=np.float64).reshape(-1)
         reported = getattr(trace, "reported", None)
-        return values, (values if reported is None
-                        else np.asarray(reported, dtype=np.float64).reshape(-1))
+        return values, (
+            values if reported is None else np.asarray(reported, dtype=np.float64).reshape(-1)
+        )
     raise ConfigError(f"unknown accounting mode {mode!r}", "use 'queries' or 'episode'")
 
 
-def chain_runs(traces: Sequence[TraceLike], max_queries: int, mode: Accounting
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def chain_runs(
+    traces: Sequence[TraceLike], max_queries: int, mode: Accounting
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Chain episodes into runs of ``max_queries`` queries.
 
     Returns ``(values, reported, lengths)``: ``values`` and ``reported`` are
@@ -306,9 +334,14 @@ def bootstrap_mean_ci(sample: np.ndarray, config: ProtocolConfig, seed: int) -> 
         return math.nan, math.nan
     if len(x) == 1 or np.ptp(x) == 0:
         return float(x[0]), float(x[0])
-    res = stats.bootstrap((x,), np.mean, n_resamples=config.n_resamples,
-                          confidence_level=config.confidence, method=config.bootstrap_method,
-                          rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=config.n_resamples,
+        confidence_level=config.confidence,
+        method=config.bootstrap_method,
+        rng=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -330,10 +363,17 @@ def query_curve(best: np.ndarray, config: ProtocolConfig, seed: int) -> dict[str
         from scipy import stats
 
         batch = max(1, int(2e7 // max(1, sub.size)))
-        res = stats.bootstrap((sub,), np.mean, axis=0, vectorized=True, batch=batch,
-                              n_resamples=config.n_resamples,
-                              confidence_level=config.confidence,
-                              method=config.bootstrap_method, rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (sub,),
+            np.mean,
+            axis=0,
+            vectorized=True,
+            batch=batch,
+            n_resamples=config.n_resamples,
+            confidence_level=config.confidence,
+            method=config.bootstrap_method,
+            rng=np.random.default_rng(seed),
+        )
         lo = np.asarray(res.confidence_interval.low, dtype=np.float64)
         hi = np.asarray(res.confidence_interval.high, dtype=np.float64)
         const = np.ptp(sub, axis=0) == 0  # degenerate columns: the CI is the value itself
@@ -345,12 +385,18 @@ def query_curve(best: np.ndarray, config: ProtocolConfig, seed: int) -> dict[str
             low, high = bootstrap_mean_ci(best[:, q - 1], config, seed + int(q))
             lo_list.append(low)
             hi_list.append(high)
-    return {"n_runs": int(n_runs), "mean": mean.tolist(), "ci_queries": grid.tolist(),
-            "ci_low": lo_list, "ci_high": hi_list}
+    return {
+        "n_runs": int(n_runs),
+        "mean": mean.tolist(),
+        "ci_queries": grid.tolist(),
+        "ci_low": lo_list,
+        "ci_high": hi_list,
+    }
 
 
-def budget_table(best: np.ndarray, lengths: np.ndarray, config: ProtocolConfig, seed: int
-                 ) -> list[dict[str, Any]]:
+def budget_table(
+    best: np.ndarray, lengths: np.ndarray, config: ProtocolConfig, seed: int
+) -> list[dict[str, Any]]:
     """Table 1 rows: #queries made, mean, std and bootstrap CI of the best found at each budget."""
     rows = []
     for b in config.budgets:
@@ -359,15 +405,17 @@ def budget_table(best: np.ndarray, lengths: np.ndarray, config: ProtocolConfig, 
         col = best[:, b - 1]
         col = col[~np.isnan(col)]
         low, high = bootstrap_mean_ci(col, config, seed + b)
-        rows.append({
-            "budget": int(b),
-            "queries": int(min(b, int(lengths.max()))) if len(lengths) else 0,
-            "n_runs": int(len(col)),
-            "mean": float(np.mean(col)) if len(col) else math.nan,
-            "std": float(np.std(col, ddof=1)) if len(col) > 1 else 0.0,
-            "ci_low": low,
-            "ci_high": high,
-        })
+        rows.append(
+            {
+                "budget": int(b),
+                "queries": int(min(b, int(lengths.max()))) if len(lengths) else 0,
+                "n_runs": int(len(col)),
+                "mean": float(np.mean(col)) if len(col) else math.nan,
+                "std": float(np.std(col, ddof=1)) if len(col) > 1 else 0.0,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
     return rows
 
 
@@ -379,9 +427,14 @@ class EvaluationResult:
     raw: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-def evaluate(traces: Mapping[str, Sequence[TraceLike]], config: ProtocolConfig | None = None, *,
-             accounting: Mapping[str, Accounting], agents: Mapping[str, int] | None = None,
-             metrics: Mapping[str, str] | None = None) -> EvaluationResult:
+def evaluate(
+    traces: Mapping[str, Sequence[TraceLike]],
+    config: ProtocolConfig | None = None,
+    *,
+    accounting: Mapping[str, Accounting],
+    agents: Mapping[str, int] | None = None,
+    metrics: Mapping[str, str] | None = None,
+) -> EvaluationResult:
     """Run every analysis of the protocol on the traces of each searcher.
 
     ``accounting`` must name the mode of every searcher (no default; see the module
@@ -394,21 +447,25 @@ def evaluate(traces: Mapping[str, Sequence[TraceLike]], config: ProtocolConfig |
         raise ConfigError("no searchers to evaluate", "pass {name: [trace, ...]}")
     missing = sorted(set(traces) - set(accounting))
     if missing:
-        raise ConfigError(f"no query accounting for {missing}",
-                          "pass accounting={name: 'episode' | 'queries'} for every searcher "
-                          "(baselines.ACCOUNTING has the paper's)")
+        raise ConfigError(
+            f"no query accounting for {missing}",
+            "pass accounting={name: 'episode' | 'queries'} for every searcher "
+            "(baselines.ACCOUNTING has the paper's)",
+        )
     agents = dict(agents or {})
     names = dict(metrics or {})
     summary: dict[str, Any] = {
         "config": asdict(config),
-        "metrics": {"decide": names.get("decide", "validation accuracy"),
-                    "report": names.get("report", "validation accuracy")},
+        "metrics": {
+            "decide": names.get("decide", "validation accuracy"),
+            "report": names.get("report", "validation accuracy"),
+        },
         "notes": {
             "accuracy_units": "fractions (0.9 = 90 %)",
             "runs": "episodes chained in order into runs of Q queries (within an agent); "
-                    "bootstrap over runs",
+            "bootstrap over runs",
             "bootstrap": f"scipy.stats.bootstrap, {config.n_resamples} resamples, "
-                         f"method={config.bootstrap_method}, confidence {config.confidence}",
+            f"method={config.bootstrap_method}, confidence {config.confidence}",
         },
         "searchers": {},
     }
@@ -422,10 +479,12 @@ def evaluate(traces: Mapping[str, Sequence[TraceLike]], config: ProtocolConfig |
             raise ConfigError(f"searcher {name!r} has no traces", "run it before evaluating")
         n_agents = int(agents.get(name, 1))
         if n_agents < 1 or len(episode_traces) % n_agents:
-            raise ConfigError(f"{name}: {len(episode_traces)} traces do not split into "
-                              f"{n_agents} agents", "give every agent the same initial sets")
+            raise ConfigError(
+                f"{name}: {len(episode_traces)} traces do not split into {n_agents} agents",
+                "give every agent the same initial sets",
+            )
         per = len(episode_traces) // n_agents
-        blocks = [episode_traces[a * per:(a + 1) * per] for a in range(n_agents)]
+        blocks = [episode_traces[a * per : (a + 1) * per] for a in range(n_agents)]
         initial, delta = improvements(episode_traces)
         entry: dict[str, Any] = {
             "episodes": len(episode_traces),
@@ -448,7 +507,8 @@ def evaluate(traces: Mapping[str, Sequence[TraceLike]], config: ProtocolConfig |
                 if n_agents > 1:
                     entry["per_agent"] = [
                         budget_table(reported_best(v, r), n, config, seed + a)
-                        for a, (v, r, n) in enumerate(chained)]
+                        for a, (v, r, n) in enumerate(chained)
+                    ]
         summary["searchers"][name] = entry
     return EvaluationResult(summary, raw)
 
@@ -466,12 +526,19 @@ def markdown_report(summary: Mapping[str, Any]) -> str:
     """Table 1 (best found at each budget) and the improvement statistics, as Markdown."""
     config = summary["config"]
     budgets = config["budgets"]
-    lines = ["# NAS-Bench evaluation", "",
-             f"Best accuracy found after a given number of queries (mean ± std, "
-             f"{round(100 * config['confidence'])}% bootstrap CI over runs).", ""]
+    lines = [
+        "# NAS-Bench evaluation",
+        "",
+        f"Best accuracy found after a given number of queries (mean ± std, "
+        f"{round(100 * config['confidence'])}% bootstrap CI over runs).",
+        "",
+    ]
     if "metrics" in summary:
-        lines[2:2] = [f"Decided on {summary['metrics']['decide']}; reported on "
-                      f"{summary['metrics']['report']}.", ""]
+        lines[2:2] = [
+            f"Decided on {summary['metrics']['decide']}; reported on "
+            f"{summary['metrics']['report']}.",
+            "",
+        ]
     head = "| Algorithm | " + " | ".join(f"#Q | μ ± σ @{b} | CI @{b}" for b in budgets) + " |"
     lines += [head, "|" + "---|" * (1 + 3 * len(budgets))]
     for name, entry in summary["searchers"].items():
@@ -482,24 +549,30 @@ def markdown_report(summary: Mapping[str, Any]) -> str:
             if row is None or row["n_runs"] == 0:
                 cells.append("N/A | N/A | N/A")
                 continue
-            cells.append(f"{row['queries']} | {_pct(row['mean'])} ± {_pct(row['std'])} | "
-                         f"[{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]")
+            cells.append(
+                f"{row['queries']} | {_pct(row['mean'])} ± {_pct(row['std'])} | "
+                f"[{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]"
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Improvement over an episode (final − initial accuracy).", ""]
     names = [f"{round(100 * p)}%" for p in config["intervals"]]
-    lines.append("| Algorithm | episodes | median | " + " | ".join(names)
-                 + " | skew | improved | worse |")
+    lines.append(
+        "| Algorithm | episodes | median | " + " | ".join(names) + " | skew | improved | worse |"
+    )
     lines.append("|" + "---|" * (6 + len(names)))
     for name, entry in summary["searchers"].items():
         st = entry["improvement"]
         if st["n"] == 0:
             lines.append(f"| {name} | 0 | n/a |" + " n/a |" * (len(names) + 3))
             continue
-        ivals = " | ".join(f"[{_pct(st['intervals'][k][0])}, {_pct(st['intervals'][k][1])}]"
-                           for k in names)
-        lines.append(f"| {name} | {st['n']} | {_pct(st['median'])} | {ivals} | "
-                     f"{st['skew']:.3f} | {_pct(st['fraction_improved'])} | "
-                     f"{_pct(st['fraction_worse'])} |")
+        ivals = " | ".join(
+            f"[{_pct(st['intervals'][k][0])}, {_pct(st['intervals'][k][1])}]" for k in names
+        )
+        lines.append(
+            f"| {name} | {st['n']} | {_pct(st['median'])} | {ivals} | "
+            f"{st['skew']:.3f} | {_pct(st['fraction_improved'])} | "
+            f"{_pct(st['fraction_worse'])} |"
+        )
     lines += ["", "Notes: " + "; ".join(f"{k}: {v}" for k, v in summary["notes"].items()), ""]
     return "\n".join(lines)
 
@@ -509,8 +582,10 @@ def write_report(result: EvaluationResult, out_dir: str, *, plots: bool = True) 
 
     Each file is written atomically.  Returns ``{artifact: uri}``.
     """
-    written = {"json": storage.join(out_dir, "report.json"),
-               "markdown": storage.join(out_dir, "report.md")}
+    written = {
+        "json": storage.join(out_dir, "report.json"),
+        "markdown": storage.join(out_dir, "report.md"),
+    }
     storage.write_json(written["json"], result.summary)
     storage.write_bytes(written["markdown"], markdown_report(result.summary).encode("utf-8"))
     if plots:

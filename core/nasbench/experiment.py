@@ -59,15 +59,21 @@ class ExperimentSettings:
 
     def surrogate_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of every surrogate fit made for these settings."""
-        return {"seed": self.seed, "n_jobs": 1, "params": dict(self.surrogate_params or {}),
-                "n_models": self.surrogate_models, "penalty": self.surrogate_penalty}
+        return {
+            "seed": self.seed,
+            "n_jobs": 1,
+            "params": dict(self.surrogate_params or {}),
+            "n_models": self.surrogate_models,
+            "penalty": self.surrogate_penalty,
+        }
 
     def validate(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {self.estimator!r}", f"use one of {ESTIMATORS}")
         if self.report_metric not in REPORT_METRICS:
-            raise ConfigError(f"unknown report metric {self.report_metric!r}",
-                              f"use one of {REPORT_METRICS}")
+            raise ConfigError(
+                f"unknown report metric {self.report_metric!r}", f"use one of {REPORT_METRICS}"
+            )
         unknown = sorted(set(self.searchers) - set(SEARCHERS))
         if unknown:
             raise ConfigError(f"unknown searcher(s) {unknown}", f"choose from {SEARCHERS}")
@@ -91,9 +97,14 @@ class Ground:
     timings: dict[str, float] = field(default_factory=dict)
 
     def problem(self, max_neighbours: int = 50) -> baselines.SearchProblem:
-        return baselines.SearchProblem(self.index, self.accuracy, mode=self.mode,
-                                       max_neighbours=max_neighbours,
-                                       vertex_range=self.vertex_range, report=self.report)
+        return baselines.SearchProblem(
+            self.index,
+            self.accuracy,
+            mode=self.mode,
+            max_neighbours=max_neighbours,
+            vertex_range=self.vertex_range,
+            report=self.report,
+        )
 
     def allowed(self) -> np.ndarray | None:
         return ~np.isnan(self.accuracy) if self.mode == "real_subset" else None
@@ -102,9 +113,13 @@ class Ground:
         return self.index.sample_ids(rng, m, self.allowed(), self.vertex_range)
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"estimator": self.estimator, "mode": self.mode,
-                               "cells": len(self.index), "notes": dict(self.notes),
-                               **self.timings}
+        out: dict[str, Any] = {
+            "estimator": self.estimator,
+            "mode": self.mode,
+            "cells": len(self.index),
+            "notes": dict(self.notes),
+            **self.timings,
+        }
         if self.surrogate is not None:
             out["surrogate"] = {**self.surrogate.info, "fingerprint": self.surrogate.fingerprint}
         return out
@@ -136,8 +151,13 @@ def prepare_ground(settings: ExperimentSettings) -> Ground:
         estimator = "tabular" if known == len(index) else "surrogate"
         notes["estimator"] = (
             f"auto -> {estimator}: the table has a validation accuracy for {known:,} of "
-            f"{len(index):,} cells" + ("" if estimator == "tabular" else
-                                       "; the search runs on the full graph with the surrogate"))
+            f"{len(index):,} cells"
+            + (
+                ""
+                if estimator == "tabular"
+                else "; the search runs on the full graph with the surrogate"
+            )
+        )
     surrogate = None
     if estimator == "surrogate":
         if settings.surrogate:
@@ -157,22 +177,37 @@ def prepare_ground(settings: ExperimentSettings) -> Ground:
         if not test_complete:
             notes["report"] = (
                 f"reported on validation accuracy: the table has a test accuracy for "
-                f"{int(np.sum(~np.isnan(test))):,} of {len(index):,} cells")
+                f"{int(np.sum(~np.isnan(test))):,} of {len(index):,} cells"
+            )
     if metric == "test":
         if not test_complete:
-            raise ConfigError("report_metric='test' but the table lacks test accuracies for "
-                              "cells the search can reach", "use report_metric='validation'")
+            raise ConfigError(
+                "report_metric='test' but the table lacks test accuracies for "
+                "cells the search can reach",
+                "use report_metric='validation'",
+            )
         report = test
     else:
         report = accuracy
     timings["estimator_seconds"] = time.perf_counter() - t0
     notes.setdefault("report_metric", metric)
-    return Ground(bench, index, accuracy, report, mode, estimator, (2, settings.max_vertices),
-                  surrogate, notes, timings)
+    return Ground(
+        bench,
+        index,
+        accuracy,
+        report,
+        mode,
+        estimator,
+        (2, settings.max_vertices),
+        surrogate,
+        notes,
+        timings,
+    )
 
 
-def baseline_searchers(ground: Ground, names: tuple[str, ...], max_neighbours: int = 50
-                       ) -> dict[str, Any]:
+def baseline_searchers(
+    ground: Ground, names: tuple[str, ...], max_neighbours: int = 50
+) -> dict[str, Any]:
     problem = ground.problem(max_neighbours)
     available = {
         "random_search": lambda s, rng: baselines.random_search(problem, rng, initial_id=s),
@@ -208,13 +243,22 @@ def run_experiment(
     t0 = time.perf_counter()
     traces = ev.run_protocol(searchers, sets, settings.seed)
     search_seconds = time.perf_counter() - t0
-    report_name = ("NAS-Bench-101 test accuracy (108 epochs)" if ground.notes["report_metric"]
-                   == "test" else f"validation accuracy ({ground.estimator})")
-    result = ev.evaluate(traces, protocol, accounting=accounting, agents=ev.agents_of(searchers),
-                         metrics={"decide": f"validation accuracy ({ground.estimator})",
-                                  "report": report_name,
-                                  **({"report_note": ground.notes["report"]}
-                                     if "report" in ground.notes else {})})
+    report_name = (
+        "NAS-Bench-101 test accuracy (108 epochs)"
+        if ground.notes["report_metric"] == "test"
+        else f"validation accuracy ({ground.estimator})"
+    )
+    result = ev.evaluate(
+        traces,
+        protocol,
+        accounting=accounting,
+        agents=ev.agents_of(searchers),
+        metrics={
+            "decide": f"validation accuracy ({ground.estimator})",
+            "report": report_name,
+            **({"report_note": ground.notes["report"]} if "report" in ground.notes else {}),
+        },
+    )
     result.summary["notes"].update({f"ground_{k}": v for k, v in ground.notes.items()})
     result.summary["experiment"] = {
         **{k: v for k, v in settings.__dict__.items() if k != "surrogate_params"},

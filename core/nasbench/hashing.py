@@ -45,14 +45,17 @@ OUTPUT_LABEL = -2
 def labeling_from_ops(ops: Sequence[str], canonical_ops: Sequence[str] = OPS) -> list[int]:
     """``['input', op, ..., 'output']`` → official integer labels ``[-1, idx, ..., -2]``."""
     if len(ops) < 2 or ops[0] != INPUT or ops[-1] != OUTPUT:
-        raise NasBenchError("ops must start with 'input' and end with 'output'",
-                            "put 'input' first and 'output' last")
+        raise NasBenchError(
+            "ops must start with 'input' and end with 'output'",
+            "put 'input' first and 'output' last",
+        )
     index = {op: i for i, op in enumerate(canonical_ops)}
     try:
         middle = [index[op] for op in ops[1:-1]]
     except KeyError as exc:
-        raise NasBenchError(f"unknown op {exc.args[0]!r}",
-                            f"use one of {', '.join(canonical_ops)}") from None
+        raise NasBenchError(
+            f"unknown op {exc.args[0]!r}", f"use one of {', '.join(canonical_ops)}"
+        ) from None
     return [INPUT_LABEL, *middle, OUTPUT_LABEL]
 
 

@@ -66,8 +66,11 @@ def table_or_default(table: str | os.PathLike[str] | None) -> str | os.PathLike[
         return table
     path = default_table_path()
     if not path.exists():
-        where = ("$RACHEL_NASBENCH101_TABLE" if os.environ.get("RACHEL_NASBENCH101_TABLE")
-                 else "the default beside a source checkout")
+        where = (
+            "$RACHEL_NASBENCH101_TABLE"
+            if os.environ.get("RACHEL_NASBENCH101_TABLE")
+            else "the default beside a source checkout"
+        )
         raise NasBenchError(
             f"no NAS-Bench-101 table at {path} ({where})",
             "pass --table PATH_OR_GS_URI (nasbench101_108.parquet, or a .tfrecord converted "
@@ -95,8 +98,9 @@ def _pack_arrays(adj: np.ndarray, labels: np.ndarray, nv: np.ndarray) -> np.ndar
     return code
 
 
-def read_cells(adjacency: Any, operations: Any, num_vertices: Any
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_cells(
+    adjacency: Any, operations: Any, num_vertices: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(adj (N,7,7) uint8, labels (N,7) int8, nv (N,) uint8)`` from table-layout columns.
 
     ``adjacency``: 49-char '0'/'1' strings; ``operations``: a ``list<string>`` Arrow array or a
@@ -108,8 +112,7 @@ def read_cells(adjacency: Any, operations: Any, num_vertices: Any
     if not isinstance(operations, pa.Array | pa.ChunkedArray):
         operations = pa.array(list(operations), type=pa.list_(pa.string()))
     adj_col = adjacency.combine_chunks() if isinstance(adjacency, pa.ChunkedArray) else adjacency
-    ops_col = (operations.combine_chunks() if isinstance(operations, pa.ChunkedArray)
-               else operations)
+    ops_col = operations.combine_chunks() if isinstance(operations, pa.ChunkedArray) else operations
     n = len(adj_col)
     if n and pc.min(pc.utf8_length(adj_col)).as_py() != 49:
         raise NasBenchError("adjacency strings must have 49 chars", "check the table")
@@ -117,8 +120,9 @@ def read_cells(adjacency: Any, operations: Any, num_vertices: Any
     adj = (raw.reshape(n, MAX_VERTICES, MAX_VERTICES) - ord("0")).astype(np.uint8)
     nv = np.asarray(num_vertices, dtype=np.uint8).reshape(-1)
     if nv.shape != (n,):
-        raise NasBenchError("num_vertices must have one entry per cell",
-                            "pass the table's num_vertices column")
+        raise NasBenchError(
+            "num_vertices must have one entry per cell", "pass the table's num_vertices column"
+        )
     flat = ops_col.flatten()
     lens = pc.list_value_length(ops_col).to_numpy()
     if not np.array_equal(lens, nv):
@@ -139,11 +143,15 @@ def _read_structure(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """(hashes S32, adj (N,7,7) uint8, labels (N,7) int8, nv (N,) uint8) from a pyarrow table."""
     for col in STRUCTURE_COLUMNS:
         if col not in table.column_names:
-            raise NasBenchError(f"table has no column {col!r}",
-                                "pass the nasbench101_108.parquet structure table")
+            raise NasBenchError(
+                f"table has no column {col!r}", "pass the nasbench101_108.parquet structure table"
+            )
     hashes = np.array(table.column("module_hash").to_pylist(), dtype="S32")
-    adj, labels, nv = read_cells(table.column("adjacency"), table.column("operations"),
-                                 table.column("num_vertices").to_numpy())
+    adj, labels, nv = read_cells(
+        table.column("adjacency"),
+        table.column("operations"),
+        table.column("num_vertices").to_numpy(),
+    )
     return hashes, adj, labels, nv
 
 
@@ -212,10 +220,13 @@ class CellIndex:
         self._fp_sorted = self.fingerprints[self._fp_order]
         self.num_vertices = ((self.codes >> np.uint64(31)) & np.uint64(7)).astype(np.uint8)
         n = len(self.hashes)
-        if not (len(self.codes) == len(self.encodings) == len(self.reps) == n
-                and len(self.indptr) == n + 1):
-            raise ArtifactError("cell index arrays have inconsistent lengths",
-                                "delete the cache file and rebuild")
+        if not (
+            len(self.codes) == len(self.encodings) == len(self.reps) == n
+            and len(self.indptr) == n + 1
+        ):
+            raise ArtifactError(
+                "cell index arrays have inconsistent lengths", "delete the cache file and rebuild"
+            )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -243,14 +254,18 @@ class CellIndex:
             structure = structure.take(pa.array(np.sort(np.asarray(rows, dtype=np.int64))))
         hashes, adj, labels, nv = _read_structure(structure)
         if len(hashes) > 1 and not (hashes[1:] > hashes[:-1]).all():
-            raise NasBenchError("table is not sorted by unique module_hash",
-                                "sort the table by module_hash and drop duplicates")
+            raise NasBenchError(
+                "table is not sorted by unique module_hash",
+                "sort the table by module_hash and drop duplicates",
+            )
         n = len(hashes)
         codes = _pack_arrays(adj, labels, nv)
         fps = batch_fingerprint(adj, labels, nv)
         if len(np.unique(fps)) != n:
-            raise NasBenchError("two table cells share a fingerprint (isomorphic duplicates?)",
-                                "deduplicate the table by module_hash")
+            raise NasBenchError(
+                "two table cells share a fingerprint (isomorphic duplicates?)",
+                "deduplicate the table by module_hash",
+            )
         encodings = encode_batch(adj, labels, nv)
         t_struct = time.perf_counter() - t0
 
@@ -281,8 +296,9 @@ class CellIndex:
             "seconds_structure": round(t_struct, 3),
             "seconds_neighbours": round(t_gen, 3),
         }
-        return cls(hashes, codes, fps, encodings, indptr.astype(np.int32), indices, outside, reps,
-                   meta)
+        return cls(
+            hashes, codes, fps, encodings, indptr.astype(np.int32), indices, outside, reps, meta
+        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -307,16 +323,25 @@ class CellIndex:
         try:
             data = np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False)
             if int(data["format_version"]) != FORMAT_VERSION:
-                raise ArtifactError(f"cell index {path} has format {int(data['format_version'])}",
-                                    "delete it; it is rebuilt on the next load_or_build")
+                raise ArtifactError(
+                    f"cell index {path} has format {int(data['format_version'])}",
+                    "delete it; it is rebuilt on the next load_or_build",
+                )
             return cls(
-                data["hashes"], data["codes"], data["fingerprints"], data["encodings"],
-                data["indptr"], data["indices"], int(data["outside"]), data["reps"],
+                data["hashes"],
+                data["codes"],
+                data["fingerprints"],
+                data["encodings"],
+                data["indptr"],
+                data["indices"],
+                int(data["outside"]),
+                data["reps"],
                 {"format_version": FORMAT_VERSION, "rows": len(data["hashes"])},
             )
         except (KeyError, ValueError, OSError) as exc:
-            raise ArtifactError(f"cell index {path} is unreadable ({exc})",
-                                "delete it and rebuild") from None
+            raise ArtifactError(
+                f"cell index {path} is unreadable ({exc})", "delete it and rebuild"
+            ) from None
 
     @classmethod
     def load_or_build(
@@ -350,16 +375,28 @@ class CellIndex:
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.hashes, self.codes, self.fingerprints, self.encodings, self.indptr,
-                  self.indices, self._fp_order, self._fp_sorted, self.num_vertices, self.reps)
+        arrays = (
+            self.hashes,
+            self.codes,
+            self.fingerprints,
+            self.encodings,
+            self.indptr,
+            self.indices,
+            self._fp_order,
+            self._fp_sorted,
+            self.num_vertices,
+            self.reps,
+        )
         return int(sum(a.nbytes for a in arrays))
 
     def id_of(self, module_hash: str) -> int:
         """Id of a module hash; raises OffSpaceError-free NasBenchError when unknown."""
         i = int(np.searchsorted(self.hashes, module_hash))
         if i >= len(self) or self.hashes[i] != module_hash:
-            raise NasBenchError(f"module hash {module_hash!r} is not in the table",
-                                "hash the pruned cell with hashing.module_hash")
+            raise NasBenchError(
+                f"module hash {module_hash!r} is not in the table",
+                "hash the pruned cell with hashing.module_hash",
+            )
         return i
 
     def ids_of(self, hashes: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -380,8 +417,9 @@ class CellIndex:
     def id_of_cell(self, cell: Cell) -> int:
         from rachel.core.nasbench.neighbours import pack
 
-        ids = self.ids_of_fingerprints(batch_fingerprint(*unpack_batch(
-            np.array([pack(cell)], dtype=np.uint64))))
+        ids = self.ids_of_fingerprints(
+            batch_fingerprint(*unpack_batch(np.array([pack(cell)], dtype=np.uint64)))
+        )
         if ids[0] < 0:
             raise NasBenchError("cell is not in the table", "use a cell from the search space")
         return int(ids[0])
@@ -413,17 +451,20 @@ class CellIndex:
         """
         lo, hi = vertex_range
         if not 2 <= lo <= hi <= MAX_VERTICES:
-            raise NasBenchError(f"vertex_range {vertex_range} outside 2..{MAX_VERTICES}",
-                                "use e.g. (2, 7)")
-        total = np.array([ACCEPTED_REPRESENTATIONS.get(v, 1) for v in range(MAX_VERTICES + 1)],
-                         dtype=np.float64)
+            raise NasBenchError(
+                f"vertex_range {vertex_range} outside 2..{MAX_VERTICES}", "use e.g. (2, 7)"
+            )
+        total = np.array(
+            [ACCEPTED_REPRESENTATIONS.get(v, 1) for v in range(MAX_VERTICES + 1)], dtype=np.float64
+        )
         w = self.reps / total[self.num_vertices]
         w[(self.num_vertices < lo) | (self.num_vertices > hi)] = 0.0
         if allowed is not None:
             w[~np.asarray(allowed, dtype=bool)] = 0.0
         if not w.any():
-            raise NasBenchError("no allowed cell to sample from",
-                                "check the accuracy source and vertex_range")
+            raise NasBenchError(
+                "no allowed cell to sample from", "check the accuracy source and vertex_range"
+            )
         return np.cumsum(w)
 
     def sample_ids(

@@ -33,8 +33,9 @@ def improvement_histograms(summary: Mapping[str, Any]) -> bytes:
     """One histogram per searcher (Fig. 8): median (solid) and central intervals (dashed)."""
     plt = _pyplot()
     names = list(summary["searchers"])
-    fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.4 * len(names)), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(
+        len(names), 1, figsize=(7, 2.4 * len(names)), squeeze=False, sharex=True
+    )
     for ax, name in zip(axes[:, 0], names, strict=True):
         st = summary["searchers"][name]["improvement"]
         ax.set_title(name, fontsize=10)
@@ -44,8 +45,9 @@ def improvement_histograms(summary: Mapping[str, Any]) -> bytes:
         edges = 100 * np.asarray(st["histogram"]["edges"])
         counts = np.asarray(st["histogram"]["counts"], dtype=float) / st["n"]
         ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", alpha=0.7)
-        ax.axvline(100 * st["median"], color="black", lw=1.5,
-                   label=f"median {100 * st['median']:+.2f}%")
+        ax.axvline(
+            100 * st["median"], color="black", lw=1.5, label=f"median {100 * st['median']:+.2f}%"
+        )
         styles = ["--", ":", "-."]
         for k, (label, (lo, hi)) in enumerate(st["intervals"].items()):
             ls = styles[k % len(styles)]
@@ -53,14 +55,22 @@ def improvement_histograms(summary: Mapping[str, Any]) -> bytes:
             ax.axvline(100 * hi, color="gray", ls=ls, lw=1)
         ax.set_ylabel("fraction")
         ax.legend(fontsize=7, loc="upper left")
-        ax.text(0.99, 0.9, f"skew {st['skew']:.3f}\noutside: {st['histogram']['outside_range']}",
-                ha="right", va="top", fontsize=7, transform=ax.transAxes)
+        ax.text(
+            0.99,
+            0.9,
+            f"skew {st['skew']:.3f}\noutside: {st['histogram']['outside_range']}",
+            ha="right",
+            va="top",
+            fontsize=7,
+            transform=ax.transAxes,
+        )
     axes[-1, 0].set_xlabel("improvement over the episode (accuracy points, %)")
     return _png(fig)
 
 
-def initial_vs_improvement(raw: Mapping[str, Mapping[str, np.ndarray]],
-                           max_points: int = 20_000, seed: int = 0) -> bytes:
+def initial_vs_improvement(
+    raw: Mapping[str, Mapping[str, np.ndarray]], max_points: int = 20_000, seed: int = 0
+) -> bytes:
     """Initial accuracy vs improvement (Fig. 7), subsampled to ``max_points`` per searcher."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -96,9 +106,13 @@ def query_curves(summary: Mapping[str, Any], length: int) -> bytes:
         label = f"{name} ({curve['n_runs']} runs)"
         (line,) = ax.plot(np.arange(1, len(mean) + 1), mean, label=label)
         q = np.asarray(curve["ci_queries"])
-        ax.fill_between(q, 100 * np.asarray(curve["ci_low"], dtype=float),
-                        100 * np.asarray(curve["ci_high"], dtype=float),
-                        color=line.get_color(), alpha=0.2)
+        ax.fill_between(
+            q,
+            100 * np.asarray(curve["ci_low"], dtype=float),
+            100 * np.asarray(curve["ci_high"], dtype=float),
+            color=line.get_color(),
+            alpha=0.2,
+        )
     ax.set_xlabel("number of queries")
     ax.set_ylabel("best accuracy found (%)")
     ax.set_xlim(1, length)

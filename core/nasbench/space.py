@@ -113,8 +113,9 @@ def sample_arrays(
     """
     lo, hi = vertex_range
     if not 2 <= lo <= hi <= MAX_VERTICES:
-        raise ConfigError(f"vertex_range {vertex_range} outside 2..{MAX_VERTICES}",
-                          "use e.g. (2, 7)")
+        raise ConfigError(
+            f"vertex_range {vertex_range} outside 2..{MAX_VERTICES}", "use e.g. (2, 7)"
+        )
     nv = rng.integers(lo, hi + 1, size=size)
     adj = np.zeros((size, MAX_VERTICES, MAX_VERTICES), dtype=np.uint8)
     labels = np.zeros((size, MAX_VERTICES), dtype=np.int8)
@@ -133,9 +134,11 @@ def sample_arrays(
         inside = pos[None, :] < n[:, None]
         need_out = (inside & (pos[None, :] != (n - 1)[:, None]))[:, None]
         need_in = (inside & (pos[None, :] != 0))[:, None]
-        ok = (((out_deg > 0) | ~need_out).all(axis=2)
-              & ((in_deg > 0) | ~need_in).all(axis=2)
-              & (bits.sum(axis=2) <= MAX_EDGES))  # (P, T)
+        ok = (
+            ((out_deg > 0) | ~need_out).all(axis=2)
+            & ((in_deg > 0) | ~need_in).all(axis=2)
+            & (bits.sum(axis=2) <= MAX_EDGES)
+        )  # (P, T)
         has = ok.any(axis=1)
         rows = np.flatnonzero(has)
         pick = ok.argmax(axis=1)[rows]
@@ -153,8 +156,9 @@ def sample_arrays(
     return adj, labels, nv.astype(np.uint8)
 
 
-def representation_counts(adj: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray,
-                          chunk: int = 4096) -> np.ndarray:
+def representation_counts(
+    adj: np.ndarray, labels: np.ndarray, num_vertices: np.ndarray, chunk: int = 4096
+) -> np.ndarray:
     """Per cell, the number of distinct vertex-ordered (matrix, ops) pairs that represent it.
 
     A representation is a relabelling of the middle vertices that keeps the matrix upper
@@ -248,6 +252,8 @@ class NasBench101Space:
     @staticmethod
     def _cell(cell: Any) -> Cell:
         if not isinstance(cell, Cell):
-            raise NasBenchError(f"expected a Cell, got {type(cell).__name__}",
-                                "build one with Cell.from_matrix(matrix, ops)")
+            raise NasBenchError(
+                f"expected a Cell, got {type(cell).__name__}",
+                "build one with Cell.from_matrix(matrix, ops)",
+            )
         return cell

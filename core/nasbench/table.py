@@ -162,9 +162,16 @@ _RUN_FIELDS = ("val_accuracy", "test_accuracy", "training_time", *EXTRA_RUN_COLU
 
 def _run_values(record: NasBenchRecord) -> tuple[float | None, ...]:
     final, half = record.metrics.final, record.metrics.halfway
-    return (final.validation_accuracy, final.test_accuracy, final.training_time,
-            final.train_accuracy, half.training_time, half.train_accuracy,
-            half.validation_accuracy, half.test_accuracy)
+    return (
+        final.validation_accuracy,
+        final.test_accuracy,
+        final.training_time,
+        final.train_accuracy,
+        half.training_time,
+        half.train_accuracy,
+        half.validation_accuracy,
+        half.test_accuracy,
+    )
 
 
 def records_to_table(records: Iterable[NasBenchRecord]) -> pa.Table:
@@ -264,7 +271,9 @@ class ConversionSummary:
 
 
 def convert_tfrecord_to_parquet(
-    tfrecord_uri: str | os.PathLike[str], parquet_uri: str | os.PathLike[str], *,
+    tfrecord_uri: str | os.PathLike[str],
+    parquet_uri: str | os.PathLike[str],
+    *,
     verify: bool = True,
 ) -> ConversionSummary:
     """Convert an official NAS-Bench-101 tfrecord into a Parquet table, once, atomically.
@@ -283,8 +292,10 @@ def convert_tfrecord_to_parquet(
 
     table = records_to_table(counted())
     if table.num_rows == 0:
-        raise NasBenchError(f"{tfrecord_uri} holds no records",
-                            "pass nasbench_only108.tfrecord or nasbench_full.tfrecord")
+        raise NasBenchError(
+            f"{tfrecord_uri} holds no records",
+            "pass nasbench_only108.tfrecord or nasbench_full.tfrecord",
+        )
     write_table(table, parquet_uri)
     with_runs = int(pc.sum(pc.is_valid(table["val_accuracy"])).as_py() or 0)
     return ConversionSummary(count, table.num_rows, with_runs, time.perf_counter() - start)
@@ -315,8 +326,9 @@ def as_hash_bytes(hashes: Any) -> np.ndarray:
         try:
             return arr.astype("S32")
         except UnicodeEncodeError as err:
-            raise NasBenchError(f"a module hash is not ASCII ({err})",
-                                "pass md5 hex strings") from err
+            raise NasBenchError(
+                f"a module hash is not ASCII ({err})", "pass md5 hex strings"
+            ) from err
     if arr.dtype.kind == "S":
         return arr.astype("S32")
     return np.array([str(h).encode("ascii") for h in arr.reshape(-1)], dtype="S32").reshape(
@@ -331,11 +343,11 @@ def _hash_column(column: pa.ChunkedArray) -> np.ndarray:
         raise NasBenchError("module_hash has null entries", "every row needs its hash")
     if len(arr) and arr.type == pa.string():
         _, offsets_buf, data = arr.buffers()
-        offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(arr) + 1,
-                                offset=4 * arr.offset)
+        offsets = np.frombuffer(
+            offsets_buf, dtype=np.int32, count=len(arr) + 1, offset=4 * arr.offset
+        )
         if bool(np.all(np.diff(offsets) == 32)):
-            raw = np.frombuffer(data, dtype=np.uint8, count=32 * len(arr),
-                                offset=int(offsets[0]))
+            raw = np.frombuffer(data, dtype=np.uint8, count=32 * len(arr), offset=int(offsets[0]))
             return raw.view("S32").copy()
     return as_hash_bytes(arr.to_numpy(zero_copy_only=False).astype("U32"))
 

@@ -68,8 +68,11 @@ def masked_crc32c(data: bytes) -> int:
 def frame_record(payload: bytes) -> bytes:
     """One payload framed as a TFRecord (length, CRC of length, payload, CRC of payload)."""
     length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", masked_crc32c(length)) + payload + _FOOTER.pack(
-        masked_crc32c(payload)
+    return (
+        length
+        + struct.pack("<I", masked_crc32c(length))
+        + payload
+        + _FOOTER.pack(masked_crc32c(payload))
     )
 
 
@@ -173,15 +176,23 @@ def _metrics_class() -> Any:
     opt, rep = fd.LABEL_OPTIONAL, fd.LABEL_REPEATED
     ev = fdp.message_type.add(name="EvaluationData")
     for number, name in enumerate(
-        ["current_epoch", "training_time", "train_accuracy", "validation_accuracy",
-         "test_accuracy"],
+        [
+            "current_epoch",
+            "training_time",
+            "train_accuracy",
+            "validation_accuracy",
+            "test_accuracy",
+        ],
         start=1,
     ):
         ev.field.add(name=name, number=number, label=opt, type=fd.TYPE_DOUBLE)
     ev.field.add(name="checkpoint_path", number=6, label=opt, type=fd.TYPE_STRING)
     mm = fdp.message_type.add(name="ModelMetrics")
     mm.field.add(
-        name="evaluation_data", number=1, label=rep, type=fd.TYPE_MESSAGE,
+        name="evaluation_data",
+        number=1,
+        label=rep,
+        type=fd.TYPE_MESSAGE,
         type_name=".nasbench.EvaluationData",
     )
     mm.field.add(name="trainable_parameters", number=2, label=opt, type=fd.TYPE_INT32)
@@ -191,8 +202,13 @@ def _metrics_class() -> Any:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("nasbench.ModelMetrics"))
 
 
-_EVAL_FIELDS = ("current_epoch", "training_time", "train_accuracy", "validation_accuracy",
-                "test_accuracy")
+_EVAL_FIELDS = (
+    "current_epoch",
+    "training_time",
+    "train_accuracy",
+    "validation_accuracy",
+    "test_accuracy",
+)
 
 
 @dataclass(frozen=True)
@@ -288,8 +304,13 @@ class NasBenchRecord:
 def encode_record(record: NasBenchRecord) -> bytes:
     """The JSON payload of one record, element order as the official reader expects."""
     metrics_b64 = base64.b64encode(encode_model_metrics(record.metrics)).decode("ascii")
-    row = [record.module_hash, int(record.epochs), record.adjacency_string,
-           ",".join(record.operations), metrics_b64]
+    row = [
+        record.module_hash,
+        int(record.epochs),
+        record.adjacency_string,
+        ",".join(record.operations),
+        metrics_b64,
+    ]
     return json.dumps(row).encode("utf-8")
 
 
@@ -321,9 +342,11 @@ def decode_record(payload: bytes, *, source: str = "<bytes>", offset: int = 0) -
     ops = tuple(raw_ops.split(","))
     if len(ops) != dim:
         raise bad(f"{len(ops)} operations for a {dim}x{dim} adjacency matrix")
-    adjacency = (np.frombuffer(raw_adj.encode("ascii"), dtype=np.uint8) - ord("0")).astype(
-        np.int8
-    ).reshape(dim, dim)
+    adjacency = (
+        (np.frombuffer(raw_adj.encode("ascii"), dtype=np.uint8) - ord("0"))
+        .astype(np.int8)
+        .reshape(dim, dim)
+    )
     try:
         metrics = decode_model_metrics(base64.b64decode(raw_metrics, validate=True))
     except (binascii.Error, TypeError, ValueError) as err:

@@ -46,19 +46,28 @@ class FakeKfp:
                     return self._reply({"multi_user": False})
                 if url.path == f"{PREFIX}/pipelines":
                     key = (parse_qs(url.query).get("namespace", [""])[0], name or "")
-                    found = [{"pipeline_id": fake.pipelines[key], "display_name": name}] \
-                        if key in fake.pipelines else []
-                    return self._reply({"pipelines": found, "total_size": len(found)}
-                                       if found else {})
+                    found = (
+                        [{"pipeline_id": fake.pipelines[key], "display_name": name}]
+                        if key in fake.pipelines
+                        else []
+                    )
+                    return self._reply(
+                        {"pipelines": found, "total_size": len(found)} if found else {}
+                    )
                 if url.path == f"{PREFIX}/experiments":
-                    found = [{"experiment_id": fake.experiments[name], "display_name": name}] \
-                        if name in fake.experiments else []
-                    return self._reply({"experiments": found, "total_size": len(found)}
-                                       if found else {})
+                    found = (
+                        [{"experiment_id": fake.experiments[name], "display_name": name}]
+                        if name in fake.experiments
+                        else []
+                    )
+                    return self._reply(
+                        {"experiments": found, "total_size": len(found)} if found else {}
+                    )
                 if url.path.startswith(f"{PREFIX}/runs/"):
                     run_id = url.path.rsplit("/", 1)[1]
-                    return self._reply({"run_id": run_id, "display_name": "r",
-                                        "state": fake.final_state})
+                    return self._reply(
+                        {"run_id": run_id, "display_name": "r", "state": fake.final_state}
+                    )
                 return self._reply({"error": f"not faked: {url.path}"}, 404)
 
             def do_POST(self) -> None:  # noqa: N802
@@ -77,23 +86,33 @@ class FakeKfp:
                     if key in fake.pipelines:
                         return self._reply({"error": f"pipeline {name} already exists"}, 409)
                     fake.pipelines[key] = f"pipeline-{len(fake.pipelines) + 1}"
-                    return self._reply({"pipeline_id": fake.pipelines[key],
-                                        "display_name": name})
+                    return self._reply({"pipeline_id": fake.pipelines[key], "display_name": name})
                 if url.path == f"{PREFIX}/pipelines/upload_version":
-                    return self._reply({"pipeline_id": query.get("pipelineid", ["?"])[0],
-                                        "pipeline_version_id": "version-1",
-                                        "display_name": query.get("name", ["v"])[0]})
+                    return self._reply(
+                        {
+                            "pipeline_id": query.get("pipelineid", ["?"])[0],
+                            "pipeline_version_id": "version-1",
+                            "display_name": query.get("name", ["v"])[0],
+                        }
+                    )
                 if url.path == f"{PREFIX}/experiments":
                     name = body["display_name"]
                     fake.experiments[name] = f"experiment-{len(fake.experiments) + 1}"
-                    return self._reply({"experiment_id": fake.experiments[name],
-                                        "display_name": name})
+                    return self._reply(
+                        {"experiment_id": fake.experiments[name], "display_name": name}
+                    )
                 if url.path == f"{PREFIX}/runs":
-                    return self._reply({"run_id": "run-1", "display_name": body["display_name"],
-                                        "state": "PENDING"})
+                    return self._reply(
+                        {
+                            "run_id": "run-1",
+                            "display_name": body["display_name"],
+                            "state": "PENDING",
+                        }
+                    )
                 if url.path == f"{PREFIX}/recurringruns":
-                    return self._reply({"recurring_run_id": "recurring-1",
-                                        "display_name": body["display_name"]})
+                    return self._reply(
+                        {"recurring_run_id": "recurring-1", "display_name": body["display_name"]}
+                    )
                 return self._reply({"error": f"not faked: {url.path}"}, 404)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -20,8 +20,14 @@ _spec.loader.exec_module(fake_kfp)
 
 
 def rachel(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rachel.cli", *args], capture_output=True,
-                          text=True, cwd=REPO, env=dict(os.environ), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rachel.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ),
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +41,33 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_submit_uploads_then_adds_versions_and_starts_runs(package: Path) -> None:
     with fake_kfp.FakeKfp() as kfp:
         for attempt in range(2):
-            done = rachel("submit", "--host", kfp.host, "--package", str(package),
-                          "--experiment", "ci", "--version", f"v{attempt}",
-                          "--pipeline-root", "gs://bucket/root", "--skip-root-check",
-                          "--service-account", "rachel-pipeline-runner", "--wait")
+            done = rachel(
+                "submit",
+                "--host",
+                kfp.host,
+                "--package",
+                str(package),
+                "--experiment",
+                "ci",
+                "--version",
+                f"v{attempt}",
+                "--pipeline-root",
+                "gs://bucket/root",
+                "--skip-root-check",
+                "--service-account",
+                "rachel-pipeline-runner",
+                "--wait",
+            )
             assert done.returncode == 0, done.stdout + done.stderr
             assert "run-1 succeeded" in done.stdout
         assert len(kfp.posted("pipelines/upload")) == 1  # the second submit adds a version
         versions = kfp.posted("pipelines/upload_version")
         assert [v["query"]["name"][0] for v in versions] == ["v0", "v1"]
         run = kfp.posted("runs")[-1]["body"]
-        assert run["pipeline_version_reference"] == {"pipeline_id": "pipeline-1",
-                                                     "pipeline_version_id": "version-1"}
+        assert run["pipeline_version_reference"] == {
+            "pipeline_id": "pipeline-1",
+            "pipeline_version_id": "version-1",
+        }
         assert run["runtime_config"]["pipeline_root"] == "gs://bucket/root"
         assert run["service_account"] == "rachel-pipeline-runner"
         assert run["experiment_id"] == "experiment-1"
@@ -57,9 +78,20 @@ def test_weekly_submits_into_a_profile_namespace_reuse_its_pipeline(package: Pat
     week (kfp's get_pipeline_id lists only shared pipelines and would upload it again)."""
     with fake_kfp.FakeKfp() as kfp:
         for week in range(2):
-            done = rachel("submit", "--host", kfp.host, "--package", str(package),
-                          "--namespace", "team-a", "--version", f"week{week}",
-                          "--pipeline-root", "gs://bucket/root", "--skip-root-check")
+            done = rachel(
+                "submit",
+                "--host",
+                kfp.host,
+                "--package",
+                str(package),
+                "--namespace",
+                "team-a",
+                "--version",
+                f"week{week}",
+                "--pipeline-root",
+                "gs://bucket/root",
+                "--skip-root-check",
+            )
             assert done.returncode == 0, done.stdout + done.stderr
         uploads = kfp.posted("pipelines/upload")
         assert len(uploads) == 1 and uploads[0]["query"]["namespace"] == ["team-a"]
@@ -82,8 +114,17 @@ def test_submit_without_wait_returns_once_started(package: Path) -> None:
 
 def test_schedule_creates_a_weekly_recurring_run(package: Path) -> None:
     with fake_kfp.FakeKfp() as kfp:
-        done = rachel("schedule", "--host", kfp.host, "--package", str(package),
-                      "--cron", "0 3 * * 1", "--job-name", "weekly")
+        done = rachel(
+            "schedule",
+            "--host",
+            kfp.host,
+            "--package",
+            str(package),
+            "--cron",
+            "0 3 * * 1",
+            "--job-name",
+            "weekly",
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         (recurring,) = kfp.posted("recurringruns")
     body = recurring["body"]
@@ -95,15 +136,35 @@ def test_schedule_creates_a_weekly_recurring_run(package: Path) -> None:
 
 def test_the_registry_reaches_the_runs_parameters(package: Path) -> None:
     with fake_kfp.FakeKfp() as kfp:
-        done = rachel("submit", "--host", kfp.host, "--package", str(package),
-                      "--pipeline-root", "gs://bucket/root", "--skip-root-check",
-                      "--registry", "gs://bucket/rachel/team-a", "--promotion-margin", "0.005")
+        done = rachel(
+            "submit",
+            "--host",
+            kfp.host,
+            "--package",
+            str(package),
+            "--pipeline-root",
+            "gs://bucket/root",
+            "--skip-root-check",
+            "--registry",
+            "gs://bucket/rachel/team-a",
+            "--promotion-margin",
+            "0.005",
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         params = kfp.posted("runs")[-1]["body"]["runtime_config"]["parameters"]
         assert params == {"registry": "gs://bucket/rachel/team-a", "promotion_margin": 0.005}
-        done = rachel("schedule", "--host", kfp.host, "--package", str(package),
-                      "--cron", "0 3 * * 1", "--skip-root-check",
-                      "--registry", "gs://bucket/rachel/team-a")
+        done = rachel(
+            "schedule",
+            "--host",
+            kfp.host,
+            "--package",
+            str(package),
+            "--cron",
+            "0 3 * * 1",
+            "--skip-root-check",
+            "--registry",
+            "gs://bucket/rachel/team-a",
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         body = kfp.posted("recurringruns")[-1]["body"]
         assert body["runtime_config"]["parameters"]["registry"] == "gs://bucket/rachel/team-a"

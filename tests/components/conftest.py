@@ -27,7 +27,16 @@ def tiny_config():  # noqa: ANN201 - SearchConfig
     from rachel.core.config import budget_config
 
     return budget_config(
-        "smoke", train_size=300, val_size=100, test_size=100, epochs=1, max_width=16,
-        iterations=2, candidates=2, max_new_layers=1, ensemble_epochs=2, final_ensemble_epochs=2,
+        "smoke",
+        train_size=300,
+        val_size=100,
+        test_size=100,
+        epochs=1,
+        max_width=16,
+        iterations=2,
+        candidates=2,
+        max_new_layers=1,
+        ensemble_epochs=2,
+        final_ensemble_epochs=2,
         parallel_candidates=1,
     ).replace(time_budget_seconds=None, train_threads=None, max_candidate_seconds=None)

@@ -24,8 +24,15 @@ from rachel.components.update_controller import update_controller
 from rachel.components.weigh_ensemble import weigh_ensemble
 from rachel.core.ensemble_state import EnsembleState
 
-COMPONENTS = (split_data, generate_candidates, train_candidate, weigh_ensemble,
-              update_controller, evaluate_ensemble, promote_champion)
+COMPONENTS = (
+    split_data,
+    generate_candidates,
+    train_candidate,
+    weigh_ensemble,
+    update_controller,
+    evaluate_ensemble,
+    promote_champion,
+)
 
 
 def _artifact(cls: type, root: Path, name: str) -> Any:
@@ -45,32 +52,58 @@ def chain(tmp_path_factory: pytest.TempPathFactory, data_dir: Path, tiny_config:
         gen_out = _artifact(Artifact, root, f"controller_gen_{it}")
         state = {} if it == 0 else {"controller_in": controller, "ensemble_in": ensemble}
         cands = generate_candidates.python_func(
-            config_json=cfg, iteration=it, controller_out=gen_out, **state)
+            config_json=cfg, iteration=it, controller_out=gen_out, **state
+        )
         trained = []
         for cand in cands:
             model = _artifact(Model, root, f"model_{cand['candidate_id']}")
             metrics = _artifact(Metrics, root, f"metrics_{cand['candidate_id']}")
-            train_candidate.python_func(config_json=cfg, candidate=cand, splits=splits,
-                                        model=model, metrics=metrics)
+            train_candidate.python_func(
+                config_json=cfg, candidate=cand, splits=splits, model=model, metrics=metrics
+            )
             trained.append((model, metrics))
         new_ensemble = _artifact(Model, root, f"ensemble_{it}")
         weigh_metrics = _artifact(Metrics, root, f"weigh_metrics_{it}")
         extra = {} if it == 0 else {"ensemble_in": ensemble}
         weighed = weigh_ensemble.python_func(
-            config_json=cfg, iteration=it, splits=splits, candidates=[m for m, _ in trained],
-            ensemble_out=new_ensemble, metrics=weigh_metrics, **extra)
+            config_json=cfg,
+            iteration=it,
+            splits=splits,
+            candidates=[m for m, _ in trained],
+            ensemble_out=new_ensemble,
+            metrics=weigh_metrics,
+            **extra,
+        )
         new_controller = _artifact(Artifact, root, f"controller_{it}")
         update_metrics = _artifact(Metrics, root, f"update_metrics_{it}")
-        update_controller.python_func(config_json=cfg, controller_in=gen_out,
-                                      ensemble=new_ensemble, controller_out=new_controller,
-                                      metrics=update_metrics)
-        out["iterations"].append(dict(candidates=cands, trained=trained, ensemble=new_ensemble,
-                                      weighed=weighed, weigh_metrics=weigh_metrics,
-                                      controller=new_controller, update_metrics=update_metrics))
+        update_controller.python_func(
+            config_json=cfg,
+            controller_in=gen_out,
+            ensemble=new_ensemble,
+            controller_out=new_controller,
+            metrics=update_metrics,
+        )
+        out["iterations"].append(
+            dict(
+                candidates=cands,
+                trained=trained,
+                ensemble=new_ensemble,
+                weighed=weighed,
+                weigh_metrics=weigh_metrics,
+                controller=new_controller,
+                update_metrics=update_metrics,
+            )
+        )
         controller, ensemble = new_controller, new_ensemble
-    final = {name: _artifact(cls, root, name) for name, cls in (
-        ("model", Model), ("metrics", Metrics), ("confusion", ClassificationMetrics),
-        ("report", Markdown))}
+    final = {
+        name: _artifact(cls, root, name)
+        for name, cls in (
+            ("model", Model),
+            ("metrics", Metrics),
+            ("confusion", ClassificationMetrics),
+            ("report", Markdown),
+        )
+    }
     evaluate_ensemble.python_func(config_json=cfg, splits=splits, ensemble=ensemble, **final)
     out["final"] = final
     return out
@@ -131,8 +164,9 @@ def test_weigh_chains_ensemble_state_and_counts_safety_net(chain: dict) -> None:
         # Members by reference: the artifact is one file naming the trained models' URIs.
         assert [p.name for p in Path(ensemble.path).iterdir()] == ["ensemble.json"]
         models = {m.uri for r in chain["iterations"] for m, _ in r["trained"]}
-        assert {EnsembleState.read(ensemble.path).member_uri(cid)
-                for cid in entry["members"]} <= models
+        assert {
+            EnsembleState.read(ensemble.path).member_uri(cid) for cid in entry["members"]
+        } <= models
 
 
 def test_weigh_keep_searching_false_when_target_reached(chain: dict, tmp_path: Path) -> None:
@@ -141,9 +175,12 @@ def test_weigh_keep_searching_false_when_target_reached(chain: dict, tmp_path: P
     for target, keep in ((1e-9, False), (0.0, True)):
         weighed = weigh_ensemble.python_func(
             config_json=json.dumps(chain["config"].replace(target_accuracy=target).to_json()),
-            iteration=0, splits=chain["splits"], candidates=[m for m, _ in record["trained"]],
+            iteration=0,
+            splits=chain["splits"],
+            candidates=[m for m, _ in record["trained"]],
             ensemble_out=_artifact(Model, tmp_path, f"ens{target}"),
-            metrics=_artifact(Metrics, tmp_path, f"m{target}"))
+            metrics=_artifact(Metrics, tmp_path, f"m{target}"),
+        )
         assert weighed.keep_searching is keep
 
 
@@ -157,7 +194,8 @@ def test_evaluate_writes_model_metrics_confusion_and_report(chain: dict) -> None
     final = chain["final"]
     folder = Path(final["model"].path)
     assert {"model.keras", "saved_model", "metrics.json", "report.md"} <= {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }
     metrics = final["metrics"].metadata
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["iterations"] == 2 and metrics["candidates_trained"] == 4
@@ -180,9 +218,20 @@ def test_chain_matches_in_process_search(chain: dict, tmp_path: Path) -> None:
     log = [json.loads(line) for line in (tmp_path / "ref" / "search_log.jsonl").open()]
     ref_iterations = [e for e in log if e["event"] == "iteration"]
     assert len(ref_iterations) == len(chain["iterations"])
-    ref_first = [json.loads((tmp_path / "ref" / "iterations" / "it000" / "candidates" /
-                             c["candidate_id"] / "candidate.json").read_text())["spec"]
-                 for c in chain["iterations"][0]["candidates"]]
+    ref_first = [
+        json.loads(
+            (
+                tmp_path
+                / "ref"
+                / "iterations"
+                / "it000"
+                / "candidates"
+                / c["candidate_id"]
+                / "candidate.json"
+            ).read_text()
+        )["spec"]
+        for c in chain["iterations"][0]["candidates"]
+    ]
     assert [c["spec"] for c in chain["iterations"][0]["candidates"]] == ref_first
     for record, ref in zip(chain["iterations"], ref_iterations, strict=True):
         state = json.loads((Path(record["ensemble"].path) / "ensemble.json").read_text())
@@ -209,9 +258,18 @@ def test_promote_champion_publishes_and_reports(tmp_path: Path) -> None:
         return x.copy(), np.arange(n, dtype=np.int64) % 2
 
     splits = _artifact(Dataset, tmp_path, "splits.npz")
-    DatasetSplits(*part(), *part(), *part(), name="t", num_classes=2, class_names=("a", "b"),
-                  input_shape=(2, 2, 1), augmentation="none", seed=0,
-                  source="test").save(splits.path)
+    DatasetSplits(
+        *part(),
+        *part(),
+        *part(),
+        name="t",
+        num_classes=2,
+        class_names=("a", "b"),
+        input_shape=(2, 2, 1),
+        augmentation="none",
+        seed=0,
+        source="test",
+    ).save(splits.path)
     controller = _artifact(Artifact, tmp_path, "controller")
     Controller(ControllerSettings(kind="random")).save(controller.path)
     cfg = json.dumps(budget_config("smoke").to_json())
@@ -225,10 +283,20 @@ def test_promote_champion_publishes_and_reports(tmp_path: Path) -> None:
         metrics = _artifact(Metrics, tmp_path, f"gate_metrics_{accuracy}")
         report = _artifact(Markdown, tmp_path, f"gate_report_{accuracy}")
         promote_champion.python_func(
-            config_json=cfg, registry=reg, splits=splits, model=model, controller=controller,
-            metrics=metrics, report=report, promotion_margin=0.0, run_id="run-1")
-        assert sorted(p.name for p in Path(model.path).iterdir()) == \
-            ["metrics.json", "model.keras"]  # the input artifact is left untouched
+            config_json=cfg,
+            registry=reg,
+            splits=splits,
+            model=model,
+            controller=controller,
+            metrics=metrics,
+            report=report,
+            promotion_margin=0.0,
+            run_id="run-1",
+        )
+        assert sorted(p.name for p in Path(model.path).iterdir()) == [
+            "metrics.json",
+            "model.keras",
+        ]  # the input artifact is left untouched
         outcomes.append((metrics.metadata, report))
     (first, first_report), (second, second_report) = outcomes
     assert first["promoted"] == 1.0 and second["promoted"] == 0.0

@@ -13,9 +13,20 @@ from rachel.core import steps, storage
 from rachel.core.config import budget_config
 from rachel.core.search_space import ArchitectureSpec, Candidate, LayerTokens
 
-CONFIG = dict(train_size=600, val_size=200, test_size=200, iterations=1, candidates=1,
-              max_new_layers=1, max_width=16, epochs=3, batch_size=64, parallel_candidates=1,
-              patience=5, time_budget_seconds=None)
+CONFIG = dict(
+    train_size=600,
+    val_size=200,
+    test_size=200,
+    iterations=1,
+    candidates=1,
+    max_new_layers=1,
+    max_width=16,
+    epochs=3,
+    batch_size=64,
+    parallel_candidates=1,
+    patience=5,
+    time_budget_seconds=None,
+)
 
 
 class Killed(BaseException):  # not an Exception: a kill is not a candidate failure
@@ -24,17 +35,18 @@ class Killed(BaseException):  # not an Exception: a kill is not a candidate fail
 
 def _candidate() -> dict:
     # two layers; the head's dropout and the data order draw from the two RNG streams
-    return Candidate("it000-c00", 0, 0, ArchitectureSpec(),
-                     (LayerTokens(1, 0, 0), LayerTokens(1, 1, 0))).to_json()
+    return Candidate(
+        "it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 0, 0), LayerTokens(1, 1, 0))
+    ).to_json()
 
 
 def _config():
-    return budget_config("smoke", **CONFIG).replace(train_threads=None,
-                                                    max_candidate_seconds=None)
+    return budget_config("smoke", **CONFIG).replace(train_threads=None, max_candidate_seconds=None)
 
 
-def test_interrupted_training_continues_to_the_uninterrupted_result(tiny_fashion, tmp_path,
-                                                                    monkeypatch):
+def test_interrupted_training_continues_to_the_uninterrupted_result(
+    tiny_fashion, tmp_path, monkeypatch
+):
     cfg = _config()
     whole = steps.train_candidate(cfg, tiny_fashion, _candidate(), tmp_path / "whole")
     assert whole["status"] == "ok" and whole["epochs_run"] == 3
@@ -49,19 +61,23 @@ def test_interrupted_training_continues_to_the_uninterrupted_result(tiny_fashion
     uri = str(tmp_path / ".it000-c00.ckpt")
     monkeypatch.setattr(ckpt.EpochCheckpoint, "save", save_then_die)
     with pytest.raises(Killed):
-        steps.train_candidate(cfg, tiny_fashion, _candidate(), tmp_path / "resumed",
-                              checkpoint_uri=uri)
+        steps.train_candidate(
+            cfg, tiny_fashion, _candidate(), tmp_path / "resumed", checkpoint_uri=uri
+        )
     assert not (tmp_path / "resumed").exists()  # nothing half-written where a reader looks
     assert json.loads((tmp_path / ".it000-c00.ckpt" / "state.json").read_text())["epoch"] == 1
     monkeypatch.setattr(ckpt.EpochCheckpoint, "save", real_save)
 
-    resumed = steps.train_candidate(cfg, tiny_fashion, _candidate(), tmp_path / "resumed",
-                                    checkpoint_uri=uri)
+    resumed = steps.train_candidate(
+        cfg, tiny_fashion, _candidate(), tmp_path / "resumed", checkpoint_uri=uri
+    )
     assert resumed["resumed_after_epoch"] == 2  # only epoch 2 was trained again
     for key in ("val_loss", "val_accuracy", "train_accuracy", "best_epoch", "epochs_run"):
         assert resumed[key] == whole[key], key
-    np.testing.assert_array_equal(np.load(tmp_path / "resumed" / "val_logits.npy"),
-                                  np.load(tmp_path / "whole" / "val_logits.npy"))
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "resumed" / "val_logits.npy"),
+        np.load(tmp_path / "whole" / "val_logits.npy"),
+    )
     assert not (tmp_path / ".it000-c00.ckpt").exists()  # cleared once the candidate is written
 
 
@@ -70,8 +86,9 @@ def test_a_checkpoint_of_another_training_is_ignored(tiny_fashion, tmp_path):
     uri = str(tmp_path / "ck")
     other = ckpt.EpochCheckpoint(uri, "another-architecture")
     other.save(0, {"training": {}}, {"model/0": np.zeros(3)})
-    summary = steps.train_candidate(cfg.replace(epochs=1), tiny_fashion, _candidate(),
-                                    tmp_path / "m", checkpoint_uri=uri)
+    summary = steps.train_candidate(
+        cfg.replace(epochs=1), tiny_fashion, _candidate(), tmp_path / "m", checkpoint_uri=uri
+    )
     assert summary["status"] == "ok" and "resumed_after_epoch" not in summary
 
 

@@ -51,13 +51,15 @@ def test_each_setting_is_defined_once_and_reaches_the_modules():
     from rachel.core.training import TrainingSettings
 
     cfg = budget_config("smoke", seed=11, max_width=48, controller_learning_rate=0.02)
-    assert {f.name for f in dataclasses.fields(ControllerSettings)} == \
-        set(module_settings(cfg, "controller"))
+    assert {f.name for f in dataclasses.fields(ControllerSettings)} == set(
+        module_settings(cfg, "controller")
+    )
     ctrl = steps.controller_settings(cfg)
     assert (ctrl.seed, ctrl.max_width, ctrl.learning_rate) == (11, 48, 0.02)
     planner_set = {"seed", "augmentation", "time_limit"}  # per candidate, not per run
-    assert {f.name for f in dataclasses.fields(TrainingSettings)} - planner_set == \
-        set(module_settings(cfg, "training"))
+    assert {f.name for f in dataclasses.fields(TrainingSettings)} - planner_set == set(
+        module_settings(cfg, "training")
+    )
     for f in dataclasses.fields(SearchConfig):
         assert f.metadata["help"], f.name
 
@@ -73,20 +75,37 @@ def test_every_setting_has_a_flag_that_reaches_the_config():
     flags = {a.dest: a.option_strings for a in parser._actions}
     for f in dataclasses.fields(SearchConfig):
         assert f.name in flags, f"no flag for {f.name}"
-    args = parser.parse_args(["--ensemble-solver", "lbfgs", "--no-ensemble", "--pool-first",
-                              "--train-threads", "2", "--time-budget", "0"])
+    args = parser.parse_args(
+        [
+            "--ensemble-solver",
+            "lbfgs",
+            "--no-ensemble",
+            "--pool-first",
+            "--train-threads",
+            "2",
+            "--time-budget",
+            "0",
+        ]
+    )
     cfg = config_from_args(args)
-    assert (cfg.ensemble_solver, cfg.ensemble, cfg.pool_first, cfg.train_threads) == \
-        ("lbfgs", False, True, 2)
+    assert (cfg.ensemble_solver, cfg.ensemble, cfg.pool_first, cfg.train_threads) == (
+        "lbfgs",
+        False,
+        True,
+        2,
+    )
     assert cfg.time_budget_seconds is None  # 0 = no budget
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"seed": 1.5}, "seed must be int, got 1.5"),
-    ({"max_width": 32.5}, "max_width must be int, got 32.5"),
-    ({"temperature_decay": 1.5}, "temperature_decay must be <= 1, got 1.5"),
-    ({"ensemble_solver": "sgd"}, "ensemble_solver must be one of slsqp, lbfgs, adam"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"seed": 1.5}, "seed must be int, got 1.5"),
+        ({"max_width": 32.5}, "max_width must be int, got 32.5"),
+        ({"temperature_decay": 1.5}, "temperature_decay must be <= 1, got 1.5"),
+        ({"ensemble_solver": "sgd"}, "ensemble_solver must be one of slsqp, lbfgs, adam"),
+    ],
+)
 def test_a_wrong_type_is_the_same_one_line_error_as_a_wrong_value(overrides, message):
     with pytest.raises(ConfigError) as err:
         budget_config("smoke", **overrides)

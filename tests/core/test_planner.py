@@ -7,8 +7,14 @@ from rachel.core.errors import ConfigError
 
 
 def _decide(iteration=1, **kw):
-    args = dict(candidates=4, workers=2, budget_seconds=600.0, elapsed_seconds=100.0,
-                candidate_seconds=[[50.0, 60.0, 40.0, 55.0]], reserve_seconds=10.0)
+    args = dict(
+        candidates=4,
+        workers=2,
+        budget_seconds=600.0,
+        elapsed_seconds=100.0,
+        candidate_seconds=[[50.0, 60.0, 40.0, 55.0]],
+        reserve_seconds=10.0,
+    )
     return planner.decide(iteration, **{**args, **kw})
 
 

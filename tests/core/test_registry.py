@@ -48,9 +48,21 @@ def _splits(seed: int = 0, n: int = 8) -> Any:
         return x, np.arange(n, dtype=np.int64) % 2
 
     (xtr, ytr), (xv, yv), (xte, yte) = part(), part(), part()
-    return DatasetSplits(xtr, ytr, xv, yv, xte, yte, name="tiny", num_classes=2,
-                         class_names=("a", "b"), input_shape=(4, 4, 1), augmentation="none",
-                         seed=seed, source="test")
+    return DatasetSplits(
+        xtr,
+        ytr,
+        xv,
+        yv,
+        xte,
+        yte,
+        name="tiny",
+        num_classes=2,
+        class_names=("a", "b"),
+        input_shape=(4, 4, 1),
+        augmentation="none",
+        seed=seed,
+        source="test",
+    )
 
 
 def _controller(folder: Path, **settings: Any) -> Path:
@@ -148,18 +160,22 @@ def test_fingerprint_changes_with_the_test_split(change: str) -> None:
 def test_fingerprint_of_a_splits_artifact_is_its_test_split(tmp_path: Path) -> None:
     s = _splits()
     s.save(tmp_path / "splits.npz")
-    assert registry.splits_fingerprint(tmp_path / "splits.npz") == \
-        fingerprint_of(s.y_test, s.x_test)
-    assert registry.splits_fingerprint(tmp_path / "splits.npz") != \
-        fingerprint_of(s.y_val, s.x_val)
+    assert registry.splits_fingerprint(tmp_path / "splits.npz") == fingerprint_of(
+        s.y_test, s.x_test
+    )
+    assert registry.splits_fingerprint(tmp_path / "splits.npz") != fingerprint_of(s.y_val, s.x_val)
     with pytest.raises(ArtifactError):
         fingerprint_of(np.array(["a", "b"], dtype=object), s.x_test)
 
 
 # ---------------------------------------------------------------------- decision
 def _champion(accuracy: float, fingerprint: str = FP) -> dict[str, Any]:
-    return {"version": "v-old", "path": "versions/v-old", "test_accuracy": accuracy,
-            "test_split_fingerprint": fingerprint}
+    return {
+        "version": "v-old",
+        "path": "versions/v-old",
+        "test_accuracy": accuracy,
+        "test_split_fingerprint": fingerprint,
+    }
 
 
 @pytest.mark.parametrize(
@@ -177,8 +193,9 @@ def _champion(accuracy: float, fingerprint: str = FP) -> dict[str, Any]:
         (0.90, 0.80, 0.05, True, "beats"),
     ],
 )
-def test_decide_promotion(new: float, old: float | None, margin: float, promoted: bool,
-                          reason: str) -> None:
+def test_decide_promotion(
+    new: float, old: float | None, margin: float, promoted: bool, reason: str
+) -> None:
     champion = None if old is None else _champion(old)
     decision = decide_promotion({"test_accuracy": new}, champion, margin, FP)
     assert decision.promoted is promoted
@@ -206,8 +223,16 @@ def test_bad_margins_are_config_errors(margin: float) -> None:
         decide_promotion({"test_accuracy": 0.5}, None, margin, FP)
 
 
-@pytest.mark.parametrize("metrics", [{}, {"test_accuracy": None}, {"test_accuracy": 1.5},
-                                     {"test_accuracy": True}, {"test_accuracy": "0.9"}])
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {},
+        {"test_accuracy": None},
+        {"test_accuracy": 1.5},
+        {"test_accuracy": True},
+        {"test_accuracy": "0.9"},
+    ],
+)
 def test_metrics_without_a_valid_accuracy_are_refused(metrics: dict) -> None:
     with pytest.raises(ArtifactError, match="test_accuracy"):
         decide_promotion(metrics, None, 0.0, FP)
@@ -221,17 +246,29 @@ def test_promote_publishes_then_keeps_the_better_model(registry_uri: str, run: A
     v1 = first["run_version"]
     pointer = registry.champion(registry_uri)
     assert pointer is not None
-    assert (pointer["version"], pointer["path"], pointer["test_accuracy"]) == \
-        (v1, f"versions/{v1}", 0.80)
+    assert (pointer["version"], pointer["path"], pointer["test_accuracy"]) == (
+        v1,
+        f"versions/{v1}",
+        0.80,
+    )
     assert pointer["test_split_fingerprint"] == FP
     version = storage.join(_root(registry_uri), "versions", v1)
     files = set(storage.list_files(version))
-    assert {"model/model.keras", "model/metrics.json", "model/report.md",
-            "model/saved_model/saved_model.pb", "model/saved_model/variables/variables.index",
-            "controller/controller.json", "metrics.json", "promotion.json",
-            "MANIFEST.json"} == files
-    assert storage.read_bytes(storage.join(version, "model/model.keras")) == \
-        (final / "model.keras").read_bytes()
+    assert {
+        "model/model.keras",
+        "model/metrics.json",
+        "model/report.md",
+        "model/saved_model/saved_model.pb",
+        "model/saved_model/variables/variables.index",
+        "controller/controller.json",
+        "metrics.json",
+        "promotion.json",
+        "MANIFEST.json",
+    } == files
+    assert (
+        storage.read_bytes(storage.join(version, "model/model.keras"))
+        == (final / "model.keras").read_bytes()
+    )
     assert storage.read_json(storage.join(version, "metrics.json"))["test_split_fingerprint"] == FP
     manifest = storage.read_json(storage.join(version, "MANIFEST.json"))
     assert {e["path"] for e in manifest["files"]} == files - {"MANIFEST.json"}
@@ -264,8 +301,9 @@ def test_promote_publishes_then_keeps_the_better_model(registry_uri: str, run: A
     assert "champion kept" in md and "0.8400" in md and "0.8500" in md and v2 in md
 
 
-def test_a_tie_never_replaces_the_champion_and_a_margin_is_applied(tmp_path: Path,
-                                                                   run: Any) -> None:
+def test_a_tie_never_replaces_the_champion_and_a_margin_is_applied(
+    tmp_path: Path, run: Any
+) -> None:
     uri = str(tmp_path / "reg")
     registry.promote(uri, *run(0.80), FP)
     tie = registry.promote(uri, *run(0.80), FP)
@@ -286,8 +324,7 @@ def test_a_changed_split_stops_the_gate_and_changes_nothing(tmp_path: Path, run:
     assert not (final / "promotion.json").exists()
 
 
-def test_promote_checks_its_inputs_before_touching_the_registry(tmp_path: Path,
-                                                                run: Any) -> None:
+def test_promote_checks_its_inputs_before_touching_the_registry(tmp_path: Path, run: Any) -> None:
     final, ctrl = run(0.8)
     with pytest.raises(ArtifactError, match="controller.json"):
         registry.promote(tmp_path / "reg", final, tmp_path, FP)
@@ -312,8 +349,7 @@ def test_a_rerun_of_a_promoted_folder_changes_nothing(tmp_path: Path, run: Any) 
     assert "already PROMOTED" in registry.describe(again)
 
 
-def test_the_runs_own_records_are_not_part_of_the_published_model(tmp_path: Path,
-                                                                   run: Any) -> None:
+def test_the_runs_own_records_are_not_part_of_the_published_model(tmp_path: Path, run: Any) -> None:
     final, ctrl = run(0.8)
     registry.promote(tmp_path / "a", *run(0.9), FP)
     assert not registry.promote(tmp_path / "a", final, ctrl, FP)["promoted"]
@@ -325,8 +361,9 @@ def test_the_runs_own_records_are_not_part_of_the_published_model(tmp_path: Path
 
 
 # ----------------------------------------------------------------- pointer last
-def test_a_failed_upload_leaves_the_old_champion(registry_uri: str, run: Any, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_upload_leaves_the_old_champion(
+    registry_uri: str, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     v1 = registry.promote(registry_uri, *run(0.80), FP)["run_version"]
     before = _pointer_bytes(registry_uri)
     real = storage.upload_file
@@ -352,8 +389,9 @@ def test_a_failed_upload_leaves_the_old_champion(registry_uri: str, run: Any, tm
     assert target is not None and Controller.load(target).settings.max_width == 32
 
 
-def test_the_pointer_is_the_last_registry_write(registry_uri: str, run: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pointer_is_the_last_registry_write(
+    registry_uri: str, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     order: list[str] = []
     for name in ("upload_file", "write_bytes", "write_if_unchanged"):
         real = getattr(storage, name)
@@ -370,8 +408,9 @@ def test_the_pointer_is_the_last_registry_write(registry_uri: str, run: Any,
     version = storage.join(root, "versions", record["run_version"])
     assert all(u.startswith(version) for u in in_registry[:pointer])
     assert in_registry[pointer - 1] == storage.join(version, "MANIFEST.json")
-    assert in_registry[pointer + 1:] == [
-        storage.join(root, "history", f"{record['run_version']}.json")]
+    assert in_registry[pointer + 1 :] == [
+        storage.join(root, "history", f"{record['run_version']}.json")
+    ]
 
 
 # ----------------------------------------------------------------- concurrency
@@ -391,7 +430,10 @@ def test_storage_conditional_write_refuses_a_stale_token(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("theirs", "ours_promoted"), [(0.90, False), (0.82, True)])
 def test_a_concurrent_promotion_is_compared_before_ours_wins(
-    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch, theirs: float,
+    tmp_path: Path,
+    run: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    theirs: float,
     ours_promoted: bool,
 ) -> None:
     uri = str(tmp_path / "reg")
@@ -419,7 +461,8 @@ def test_a_concurrent_promotion_is_compared_before_ours_wins(
     if not ours_promoted:
         assert "concurrent run" in ours["reason"]
         orphan = storage.read_json(
-            tmp_path / "reg" / "versions" / ours["run_version"] / "promotion.json")
+            tmp_path / "reg" / "versions" / ours["run_version"] / "promotion.json"
+        )
         assert orphan["promoted"] is False  # the unused version says why
     else:
         assert champion["previous_version"] == other["run_version"]
@@ -475,8 +518,9 @@ def test_gcs_pointer_uses_generation_preconditions(gcs_bucket: str, run: Any) ->
     assert registry.champion(uri)["version"] == record["run_version"]
 
 
-def test_a_pointer_that_keeps_changing_is_a_conflict(tmp_path: Path, run: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pointer_that_keeps_changing_is_a_conflict(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def always(*args: Any) -> None:
         raise ConflictError("changed (injected)")
 
@@ -487,8 +531,9 @@ def test_a_pointer_that_keeps_changing_is_a_conflict(tmp_path: Path, run: Any,
 
 
 # ------------------------------------------------------------------- warm start
-def test_warm_start_returns_a_loadable_controller(registry_uri: str, run: Any,
-                                                  tmp_path: Path) -> None:
+def test_warm_start_returns_a_loadable_controller(
+    registry_uri: str, run: Any, tmp_path: Path
+) -> None:
     final, ctrl = run(0.8)
     registry.promote(registry_uri, final, ctrl, FP)
     original = Controller.load(ctrl)
@@ -503,11 +548,15 @@ def test_warm_start_returns_a_loadable_controller(registry_uri: str, run: Any,
 
 @pytest.mark.parametrize(
     ("settings", "named"),
-    [({"max_width": 64}, "max_width"), ({"max_new_layers": 3}, "max_new_layers"),
-     ({"kind": "rl"}, "kind")],
+    [
+        ({"max_width": 64}, "max_width"),
+        ({"max_new_layers": 3}, "max_new_layers"),
+        ({"kind": "rl"}, "kind"),
+    ],
 )
-def test_warm_start_refuses_an_incompatible_checkpoint(tmp_path: Path, run: Any,
-                                                       settings: dict, named: str) -> None:
+def test_warm_start_refuses_an_incompatible_checkpoint(
+    tmp_path: Path, run: Any, settings: dict, named: str
+) -> None:
     uri = str(tmp_path / "reg")
     registry.promote(uri, *run(0.8), FP)
     new = {"kind": "random", "max_new_layers": 2, "max_width": 32, **settings}
@@ -523,8 +572,7 @@ def test_warm_start_without_a_champion(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="no champion yet") as err:
         registry.warm_start_controller(tmp_path / "reg", tmp_path / "warm")
     assert "without --warm-start" in err.value.hint
-    assert registry.warm_start_controller(tmp_path / "reg", tmp_path / "w", missing_ok=True) \
-        is None
+    assert registry.warm_start_controller(tmp_path / "reg", tmp_path / "w", missing_ok=True) is None
 
 
 def test_warm_start_checks_the_manifest(tmp_path: Path, run: Any) -> None:
@@ -538,8 +586,7 @@ def test_warm_start_checks_the_manifest(tmp_path: Path, run: Any) -> None:
 
 
 # -------------------------------------------------------- a search's output + the CLI
-def _fake_output(out: Path, accuracy: float, *, iterations: int = 2, updated: bool = True
-                 ) -> Path:
+def _fake_output(out: Path, accuracy: float, *, iterations: int = 2, updated: bool = True) -> Path:
     """What run_search leaves (final/, splits.npz, controller checkpoints), without a search."""
     _final(out / "final", accuracy)
     _splits().save(out / "splits.npz")
@@ -554,8 +601,9 @@ def test_latest_controller_checkpoint(tmp_path: Path) -> None:
     out = _fake_output(tmp_path / "a", 0.5, iterations=3)
     assert registry.latest_controller_checkpoint(out) == out / "iterations/it001/controller"
     single = _fake_output(tmp_path / "b", 0.5, iterations=1)
-    assert registry.latest_controller_checkpoint(single) == \
-        single / "iterations/it000/controller_gen"
+    assert (
+        registry.latest_controller_checkpoint(single) == single / "iterations/it000/controller_gen"
+    )
     many = tmp_path / "c"
     for it in (999, 1000):  # numeric, not string, order: it1000 is the later one
         _controller(many / "iterations" / f"it{it:03d}" / "controller_gen")
@@ -575,8 +623,9 @@ def test_promote_search_output_on_a_gcs_output(gcs_bucket: str, tmp_path: Path) 
     assert "promoted" in storage.read_bytes(f"{out}/final/promotion.md").decode()
 
 
-def test_cli_gate_exit_code_6_when_the_champion_is_kept(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture) -> None:
+def test_cli_gate_exit_code_6_when_the_champion_is_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from rachel.cli.search_command import promotion_gate
 
     reg = str(tmp_path / "reg")
@@ -595,8 +644,15 @@ def test_cli_gate_exit_code_6_when_the_champion_is_kept(tmp_path: Path,
 
 
 def _fake_run_search(accuracy: float, seen: dict[str, Any]) -> Any:
-    def fake(config: Any, output: Any, *, on_event: Any = None, plan: Any = None,
-             initial_controller: Any = None, restart: bool = False) -> dict[str, Any]:
+    def fake(
+        config: Any,
+        output: Any,
+        *,
+        on_event: Any = None,
+        plan: Any = None,
+        initial_controller: Any = None,
+        restart: bool = False,
+    ) -> dict[str, Any]:
         if initial_controller is not None:
             seen["warm"] = Controller.load(initial_controller).settings
         _fake_output(Path(output), accuracy)
@@ -608,8 +664,9 @@ def _fake_run_search(accuracy: float, seen: dict[str, Any]) -> Any:
 def _main(argv: list[str], accuracy: float, seen: dict[str, Any]) -> tuple[int, Any]:
     from rachel.cli.main import main
 
-    with mock.patch("rachel.core.search.run_search", autospec=True,
-                    side_effect=_fake_run_search(accuracy, seen)) as fake:
+    with mock.patch(
+        "rachel.core.search.run_search", autospec=True, side_effect=_fake_run_search(accuracy, seen)
+    ) as fake:
         return main(argv), fake
 
 
@@ -622,8 +679,11 @@ def test_rachel_search_gate_and_warm_start_through_main(
     code, fake = _main([*common, "--output", str(tmp_path / "w1")], 0.8, seen)
     assert code == 0 and fake.call_args.kwargs["initial_controller"] is None
     assert "PROMOTED" in capsys.readouterr().out
-    code, fake = _main([*common, "--output", str(tmp_path / "w2"), "--warm-start",
-                        "--fail-if-not-promoted"], 0.75, seen)
+    code, fake = _main(
+        [*common, "--output", str(tmp_path / "w2"), "--warm-start", "--fail-if-not-promoted"],
+        0.75,
+        seen,
+    )
     assert code == 6
     captured = capsys.readouterr()
     assert "warm start: controller of champion" in captured.out
@@ -633,35 +693,52 @@ def test_rachel_search_gate_and_warm_start_through_main(
     champion = registry.champion(reg)
     assert record["run"]["warm_start"]["version"] == champion["version"]
     assert record["run"]["runner"] == "rachel search"
-    code, _ = _main([*common, "--output", str(tmp_path / "w3"), "--promotion-margin", "0.05"],
-                    0.82, seen)
+    code, _ = _main(
+        [*common, "--output", str(tmp_path / "w3"), "--promotion-margin", "0.05"], 0.82, seen
+    )
     assert code == 0 and registry.champion(reg) == champion  # 0.02 < margin: kept, exit 0
 
 
 def test_warm_start_on_an_empty_registry_starts_from_scratch(
-        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """The first run of a weekly schedule: no champion to start from is not an error."""
     reg = str(tmp_path / "reg")
-    code, fake = _main(["search", "--controller", "random", "--quiet", "--registry", reg,
-                        "--warm-start", "--output", str(tmp_path / "w1")], 0.8, {})
+    code, fake = _main(
+        [
+            "search",
+            "--controller",
+            "random",
+            "--quiet",
+            "--registry",
+            reg,
+            "--warm-start",
+            "--output",
+            str(tmp_path / "w1"),
+        ],
+        0.8,
+        {},
+    )
     assert code == 0 and fake.call_args.kwargs["initial_controller"] is None
     assert "no champion yet; the controller starts from scratch" in capsys.readouterr().out
     record = json.loads((tmp_path / "w1" / "final" / "promotion.json").read_text())
-    assert record["promoted"] and record["run"]["warm_start"] == {"registry": reg,
-                                                                  "version": None}
+    assert record["promoted"] and record["run"]["warm_start"] == {"registry": reg, "version": None}
 
 
-@pytest.mark.parametrize("argv", [["--warm-start"], ["--fail-if-not-promoted"],
-                                  ["--promotion-margin", "0.1"]])
-def test_registry_options_need_a_registry(tmp_path: Path, argv: list[str],
-                                          capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "argv", [["--warm-start"], ["--fail-if-not-promoted"], ["--promotion-margin", "0.1"]]
+)
+def test_registry_options_need_a_registry(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture
+) -> None:
     code, fake = _main(["search", "--output", str(tmp_path / "o"), *argv], 0.8, {})
     assert code == 2 and not fake.called
     assert "needs --registry" in capsys.readouterr().err
 
 
-def test_warm_start_errors_stop_before_the_search(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_warm_start_errors_stop_before_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     reg = str(tmp_path / "reg")
     base = ["search", "--output", str(tmp_path / "o"), "--registry", reg, "--warm-start"]
     out = _fake_output(tmp_path / "w", 0.8)
@@ -671,11 +748,14 @@ def test_warm_start_errors_stop_before_the_search(tmp_path: Path,
 
 
 def test_search_help_keeps_heavy_imports_out() -> None:
-    code = ("import sys\nfrom rachel.cli.main import main\n"
-            "try:\n    main(['search', '--help'])\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras', 'kfp', 'google.cloud.storage')"
-            " if m in sys.modules])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    code = (
+        "import sys\nfrom rachel.cli.main import main\n"
+        "try:\n    main(['search', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('tensorflow', 'keras', 'kfp', 'google.cloud.storage')"
+        " if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "--fail-if-not-promoted" in done.stdout and "HEAVY []" in done.stdout

@@ -147,9 +147,17 @@ def _tiny_config(fashion_files, **overrides):
     from rachel.core.config import budget_config
 
     settings = dict(
-        data_dir=str(fashion_files), train_size=300, val_size=100, test_size=100,
-        iterations=1, candidates=1, max_new_layers=1, max_width=16, epochs=1,
-        parallel_candidates=1, time_budget_seconds=None,
+        data_dir=str(fashion_files),
+        train_size=300,
+        val_size=100,
+        test_size=100,
+        iterations=1,
+        candidates=1,
+        max_new_layers=1,
+        max_width=16,
+        epochs=1,
+        parallel_candidates=1,
+        time_budget_seconds=None,
     )
     return budget_config("smoke", **{**settings, **overrides}).replace(train_threads=None)
 
@@ -197,13 +205,20 @@ def test_bad_dataset_writes_nothing(tmp_path):
 
     good = tmp_path / "data.npz"
     rng = np.random.default_rng(0)
-    np.savez_compressed(good, x_train=rng.integers(0, 255, (400, 8, 8), dtype=np.uint8),
-                        y_train=np.arange(400) % 2, x_test=np.zeros((50, 8, 8), np.uint8),
-                        y_test=np.arange(50) % 2)
+    np.savez_compressed(
+        good,
+        x_train=rng.integers(0, 255, (400, 8, 8), dtype=np.uint8),
+        y_train=np.arange(400) % 2,
+        x_test=np.zeros((50, 8, 8), np.uint8),
+        y_test=np.arange(50) % 2,
+    )
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[:-300])
-    out = _rachel(["search", *TINY_ARGS, "--dataset", str(truncated), "--output",
-                   str(tmp_path / "run")], {}, timeout=120)
+    out = _rachel(
+        ["search", *TINY_ARGS, "--dataset", str(truncated), "--output", str(tmp_path / "run")],
+        {},
+        timeout=120,
+    )
     assert out.returncode == 2, out.stderr[-2000:]
     assert "truncated" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
@@ -230,18 +245,23 @@ def test_killed_search_resumes_to_the_uninterrupted_result(fashion_data_dir, tmp
 
     env = {**os.environ, "RACHEL_DATA_DIR": str(fashion_data_dir)}
     args = [sys.executable, "-m", "rachel.cli", "search", *KILL_ARGS, "--output"]
-    whole = _rachel(["search", *KILL_ARGS, "--output", str(tmp_path / "whole")],
-                    {"RACHEL_DATA_DIR": str(fashion_data_dir)})
+    whole = _rachel(
+        ["search", *KILL_ARGS, "--output", str(tmp_path / "whole")],
+        {"RACHEL_DATA_DIR": str(fashion_data_dir)},
+    )
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*args, str(killed)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*args, str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     try:
         while time.time() < deadline and proc.poll() is None:
-            if any(e["event"] == "candidate" and e["iteration"] == 1
-                   for e in _events(killed / "search_log.jsonl")):
+            if any(
+                e["event"] == "candidate" and e["iteration"] == 1
+                for e in _events(killed / "search_log.jsonl")
+            ):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the search ended before it could be killed"
@@ -254,18 +274,23 @@ def test_killed_search_resumes_to_the_uninterrupted_result(fashion_data_dir, tmp
     assert (killed / "iterations" / "it000" / "ensemble").is_dir()
     assert not (killed / "iterations" / "it001" / "ensemble").exists()
     # Trained in parallel, the second candidate may or may not have finished before the kill.
-    done = sorted(p.name for p in (killed / "iterations" / "it001" / "candidates").iterdir()
-                  if not p.name.startswith("."))
+    done = sorted(
+        p.name
+        for p in (killed / "iterations" / "it001" / "candidates").iterdir()
+        if not p.name.startswith(".")
+    )
     assert "it001-c00" in done
 
-    resumed = _rachel(["search", *KILL_ARGS, "--output", str(killed)],
-                      {"RACHEL_DATA_DIR": str(fashion_data_dir)})
+    resumed = _rachel(
+        ["search", *KILL_ARGS, "--output", str(killed)], {"RACHEL_DATA_DIR": str(fashion_data_dir)}
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     events = _events(killed / "search_log.jsonl")
     resume = [e for e in events if e["event"] == "resume"]
     assert resume and resume[0]["completed_iterations"] == 1
-    retrained = [e["candidate_id"] for e in events[events.index(resume[0]):]
-                 if e["event"] == "candidate"]
+    retrained = [
+        e["candidate_id"] for e in events[events.index(resume[0]) :] if e["event"] == "candidate"
+    ]
     assert retrained == [c for c in ("it001-c00", "it001-c01") if c not in done]  # no repeats
 
     a = json.loads((tmp_path / "whole" / "final" / "metrics.json").read_text())
@@ -285,8 +310,14 @@ def test_search_output_in_a_bucket_resumes_from_its_manifest(fashion_files, gcs_
     uri = f"{gcs_bucket}/runs/weekly"
     first = run_search(cfg, uri)
     names = storage.list_files(uri)
-    assert {"config.json", "splits.npz", "completed.json", "search_log.jsonl",
-            "final/metrics.json", "final/model.keras"} <= set(names)
+    assert {
+        "config.json",
+        "splits.npz",
+        "completed.json",
+        "search_log.jsonl",
+        "final/metrics.json",
+        "final/model.keras",
+    } <= set(names)
     completed = storage.read_json(f"{uri}/completed.json")
     assert completed[-1] == "final" and "iterations/it001/ensemble" in completed
 
@@ -314,8 +345,11 @@ def test_rachel_search_applies_the_pipelines_stop_rules(fashion_files, tmp_path)
     from rachel.core.search import run_search
 
     seen = []
-    metrics = run_search(_tiny_config(fashion_files, iterations=3, target_accuracy=1e-9),
-                         tmp_path / "run", on_event=seen.append)
+    metrics = run_search(
+        _tiny_config(fashion_files, iterations=3, target_accuracy=1e-9),
+        tmp_path / "run",
+        on_event=seen.append,
+    )
     assert metrics["iterations"] == 1
     (stop,) = [e for e in seen if e["event"] == "stop"]
     assert stop["after_iteration"] == 0 and "target_accuracy" in stop["reason"]

@@ -141,14 +141,20 @@ def _chain(cfg, splits, tmp_path, iterations, *, model_bytes=0, uris=None):
         dirs = []
         for k in range(2):
             cid = f"it{it:03d}-c{k:02d}"
-            folder = _fake_trained(tmp_path / "cands" / cid, cid, it, k,
-                                   _logits(y, 0.5 + 0.04 * it + 0.01 * k, 10 * it + k))
+            folder = _fake_trained(
+                tmp_path / "cands" / cid,
+                cid,
+                it,
+                k,
+                _logits(y, 0.5 + 0.04 * it + 0.01 * k, 10 * it + k),
+            )
             if model_bytes:
                 (folder / MODEL_FILE).write_bytes(b"w" * model_bytes)
             dirs.append(folder)
         out = tmp_path / "ens" / f"it{it:03d}"
-        steps.weigh_ensemble(cfg, it, splits, previous, dirs, out,
-                             candidate_uris=uris(dirs) if uris else None)
+        steps.weigh_ensemble(
+            cfg, it, splits, previous, dirs, out, candidate_uris=uris(dirs) if uris else None
+        )
         ensembles.append(out)
         previous = out
     return ensembles
@@ -173,7 +179,8 @@ def test_ensembles_hold_references_and_no_member_files(tiny_fashion, tmp_path):
         members = [m["candidate_id"] for m in record["members"]]
         assert len(members) == it + 1
         assert [m["uri"] for m in record["members"]] == [
-            f"../../cands/{cid}" for cid in members]  # relative: the run folder can move
+            f"../../cands/{cid}" for cid in members
+        ]  # relative: the run folder can move
         state = EnsembleState.read(folder)
         assert state.member_uri(members[-1]) == str(tmp_path / "cands" / members[-1])
         sizes.append(_folder_bytes(folder))
@@ -233,8 +240,9 @@ def test_a_format_1_ensemble_with_copied_members_is_still_read(tiny_fashion, tmp
     record = json.loads((new / ENSEMBLE_FILE).read_text())
     record["format"] = 1
     for member in record["members"]:
-        shutil.copytree(tmp_path / "cands" / member["candidate_id"],
-                        old / "members" / member["candidate_id"])
+        shutil.copytree(
+            tmp_path / "cands" / member["candidate_id"], old / "members" / member["candidate_id"]
+        )
         del member["uri"]
     (old / ENSEMBLE_FILE).write_text(json.dumps(record))
     shutil.rmtree(tmp_path / "cands")
@@ -260,8 +268,15 @@ def test_a_reference_no_reader_can_follow_is_refused_when_recorded(tiny_fashion,
     y = DatasetSplits.load(tiny_fashion).y_val
     dirs = [_fake_trained(tmp_path / "c0", "it000-c00", 0, 0, _logits(y, 0.7, 1))]
     with pytest.raises(StorageError, match="gs:// pipeline root"):  # e.g. KFP's MinIO default
-        steps.weigh_ensemble(_config(), 0, tiny_fashion, None, dirs, tmp_path / "e",
-                             candidate_uris=["minio://mlpipeline/v2/artifacts/model"])
+        steps.weigh_ensemble(
+            _config(),
+            0,
+            tiny_fashion,
+            None,
+            dirs,
+            tmp_path / "e",
+            candidate_uris=["minio://mlpipeline/v2/artifacts/model"],
+        )
     assert not (tmp_path / "e").exists()
 
 
@@ -286,19 +301,23 @@ def test_members_by_reference_on_gcs(tiny_fashion, tmp_path, gcs_bucket):
     shutil.rmtree(tmp_path / "cands")  # no later "pod" has the downloads
     record = json.loads((ensembles[-1] / ENSEMBLE_FILE).read_text())
     assert [m["uri"] for m in record["members"]] == [
-        f"{root}/{m['candidate_id']}" for m in record["members"]]
+        f"{root}/{m['candidate_id']}" for m in record["members"]
+    ]
     assert len(record["members"]) == 3
     logits = EnsembleState.read(ensembles[-1]).member_logits()  # three reads from the bucket
     assert len(logits) == 3 and logits[0].shape == (200, 10)
     steps.generate_candidates(cfg, 0, None, None, tmp_path / "gen")
-    assert steps.update_controller(cfg, tmp_path / "gen", ensembles[0],
-                                   tmp_path / "ctrl")["episodes"] == 2
+    assert (
+        steps.update_controller(cfg, tmp_path / "gen", ensembles[0], tmp_path / "ctrl")["episodes"]
+        == 2
+    )
     # Candidates read straight from the bucket work too (their URIs are recorded as given).
     y = DatasetSplits.load(tiny_fashion).y_val
     late = _fake_trained(tmp_path / "late" / "it003-c00", "it003-c00", 3, 0, _logits(y, 0.99, 9))
     (uri,) = upload([late])
-    entry = steps.weigh_ensemble(cfg.replace(iterations=4), 3, tiny_fashion, ensembles[-1],
-                                 [uri], tmp_path / "e3")
+    entry = steps.weigh_ensemble(
+        cfg.replace(iterations=4), 3, tiny_fashion, ensembles[-1], [uri], tmp_path / "e3"
+    )
     assert entry["accepted"] and EnsembleState.read(tmp_path / "e3").member_uri("it003-c00") == uri
     storage.delete_tree(uri)
     from rachel.core.errors import ArtifactError
@@ -313,14 +332,17 @@ def _one_candidate():
 
 @pytest.mark.parametrize(
     "error",
-    [MemoryError("simulated host out-of-memory"),
-     type("ResourceExhaustedError", (RuntimeError,), {})("OOM when allocating tensor"),
-     RuntimeError("XlaRuntimeError: RESOURCE_EXHAUSTED: out of memory allocating 4 GiB"),
-     TimeoutError("storage read timed out")],
+    [
+        MemoryError("simulated host out-of-memory"),
+        type("ResourceExhaustedError", (RuntimeError,), {})("OOM when allocating tensor"),
+        RuntimeError("XlaRuntimeError: RESOURCE_EXHAUSTED: out of memory allocating 4 GiB"),
+        TimeoutError("storage read timed out"),
+    ],
     ids=["host-oom", "tf-oom", "xla-oom", "timeout"],
 )
-def test_transient_training_failure_raises_and_writes_nothing(tiny_fashion, tmp_path,
-                                                              monkeypatch, error):
+def test_transient_training_failure_raises_and_writes_nothing(
+    tiny_fashion, tmp_path, monkeypatch, error
+):
     import rachel.core.training as training
     from rachel.core.errors import TransientError
 

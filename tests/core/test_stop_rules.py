@@ -4,8 +4,10 @@ from rachel.core.stop_rules import stop_reason
 
 
 def _entry(accuracy, fired=False, stop=False):
-    entry = {"candidates": {"c0": {"val_accuracy": accuracy}, "c1": {"val_accuracy": None}},
-             "safety_net_activated": fired}
+    entry = {
+        "candidates": {"c0": {"val_accuracy": accuracy}, "c1": {"val_accuracy": None}},
+        "safety_net_activated": fired,
+    }
     if stop:
         entry["next"] = {"action": "stop"}
     return entry

@@ -31,8 +31,15 @@ INCEPTION_MATRIX = [
     [0, 0, 0, 0, 0, 0, 1],
     [0, 0, 0, 0, 0, 0, 0],
 ]
-INCEPTION_OPS = ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu",
-                 "conv3x3-bn-relu", "maxpool3x3", "output"]
+INCEPTION_OPS = [
+    "input",
+    "conv1x1-bn-relu",
+    "conv3x3-bn-relu",
+    "conv3x3-bn-relu",
+    "conv3x3-bn-relu",
+    "maxpool3x3",
+    "output",
+]
 
 
 def table_path() -> Path:
@@ -76,21 +83,27 @@ def records_from_rows(bench: BenchTable, rows: np.ndarray) -> list[NasBenchRecor
         if not r["val_accuracy"]:
             continue  # no real run: the official file has no record to give
         n = r["num_vertices"]
-        adj = (np.frombuffer(r["adjacency"].encode(), dtype=np.uint8).reshape(7, 7)
-               - ord("0"))[:n, :n].astype(np.int8)
+        adj = (np.frombuffer(r["adjacency"].encode(), dtype=np.uint8).reshape(7, 7) - ord("0"))[
+            :n, :n
+        ].astype(np.int8)
         runs = zip(r["val_accuracy"], r["test_accuracy"], r["training_time"], strict=True)
         for val, test, ttime in runs:
             metrics = ModelMetrics(
                 evaluation_data=(
                     EvaluationData(current_epoch=0.0),
                     EvaluationData(current_epoch=54.0),
-                    EvaluationData(current_epoch=108.0, training_time=ttime,
-                                   validation_accuracy=val, test_accuracy=test),
+                    EvaluationData(
+                        current_epoch=108.0,
+                        training_time=ttime,
+                        validation_accuracy=val,
+                        test_accuracy=test,
+                    ),
                 ),
                 trainable_parameters=r["trainable_parameters"],
             )
-            records.append(NasBenchRecord(r["module_hash"], 108, adj, tuple(r["operations"]),
-                                          metrics))
+            records.append(
+                NasBenchRecord(r["module_hash"], 108, adj, tuple(r["operations"]), metrics)
+            )
     return records
 
 

@@ -76,8 +76,9 @@ def test_every_pip_install_is_pinned_and_package_installed(kind: str) -> None:
         if spec != ".":
             assert "==" in spec, f"unpinned: {spec}"
     tensorflow = [s for s in specs if s.startswith("tensorflow")]
-    assert tensorflow == (["tensorflow-cpu==2.21.0"] if kind == "cpu"
-                          else ["tensorflow[and-cuda]==2.21.0"])
+    assert tensorflow == (
+        ["tensorflow-cpu==2.21.0"] if kind == "cpu" else ["tensorflow[and-cuda]==2.21.0"]
+    )
     copied = " ".join(rest for op, rest in steps if op == "COPY")
     for folder in PYPROJECT["tool"]["setuptools"]["package-dir"].values():
         top = folder.split("/")[0]
@@ -104,8 +105,11 @@ def test_requirements_pinned_and_cover_pyproject() -> None:
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
-    lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in (REPO / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert lines[0] == "**"  # everything out, then only what the images copy
     allowed = {ln[1:].split("/")[0] for ln in lines if ln.startswith("!")}
     tops = {f.split("/")[0] for f in PYPROJECT["tool"]["setuptools"]["package-dir"].values()}
@@ -121,18 +125,21 @@ def test_image_names_agree_with_settings() -> None:
     assert settings.DEFAULT_TAG != "latest"
     manifests = "\n".join(p.read_text() for p in (REPO / "manifests").rglob("*.yaml"))
     for image in re.findall(r"[\w.-]+(?:/[\w.-]+)+/rachel-(?:cpu|gpu):[\w.-]+", manifests):
-        assert image in (f"{settings.DEFAULT_REGISTRY}/{settings.CPU_IMAGE_NAME}:"
-                         f"{settings.DEFAULT_TAG}",
-                         f"{settings.DEFAULT_REGISTRY}/{settings.GPU_IMAGE_NAME}:"
-                         f"{settings.DEFAULT_TAG}"), image
+        assert image in (
+            f"{settings.DEFAULT_REGISTRY}/{settings.CPU_IMAGE_NAME}:{settings.DEFAULT_TAG}",
+            f"{settings.DEFAULT_REGISTRY}/{settings.GPU_IMAGE_NAME}:{settings.DEFAULT_TAG}",
+        ), image
 
 
 @pytest.mark.parametrize("kind", sorted(DOCKERFILES))
 def test_transitive_dependencies_are_pinned_by_constraints(kind: str) -> None:
     """Every dependency install runs under images/constraints.txt, which pins every package
     of the tested environment (and agrees with requirements.txt)."""
-    installs = [rest for op, rest in instructions(DOCKERFILES[kind])
-                if op == "RUN" and "pip install" in rest and " . " not in f"{rest} "]
+    installs = [
+        rest
+        for op, rest in instructions(DOCKERFILES[kind])
+        if op == "RUN" and "pip install" in rest and " . " not in f"{rest} "
+    ]
     assert installs and all("-c /tmp/constraints.txt" in rest for rest in installs), installs
     pins = {}
     for line in (IMAGES / "constraints.txt").read_text().splitlines():

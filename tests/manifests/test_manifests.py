@@ -30,8 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "manifests" / "base"
 OVERLAY = REPO / "manifests" / "overlays" / "gke"
 K8S_VERSION = "1.30.0"  # a GKE regular-channel version
-EXPECTED_CPU_IMAGE = (f"{settings.DEFAULT_REGISTRY}/{settings.CPU_IMAGE_NAME}:"
-                      f"{settings.DEFAULT_TAG}")
+EXPECTED_CPU_IMAGE = f"{settings.DEFAULT_REGISTRY}/{settings.CPU_IMAGE_NAME}:{settings.DEFAULT_TAG}"
 # What KFP's API server expects in multi-user mode (backend/src/apiserver/common/const.go):
 # the TokenReview audience, and the pipelines.kubeflow.org resources and verbs it asks
 # Kubernetes about (SubjectAccessReview).  Recurring runs are "jobs" there.
@@ -40,10 +39,17 @@ KFP_RBAC_RESOURCES = {"pipelines", "pipelines/versions", "experiments", "runs", 
 # the checks behind rachel submit/schedule's calls: find or upload the pipeline, upload a
 # version (checked as "pipelines"), find or create the experiment, start a run (and --wait:
 # get it), create a recurring run
-KFP_CHECKS_OF_SUBMIT = {("pipelines", "list"), ("pipelines", "get"), ("pipelines", "create"),
-                        ("experiments", "list"), ("experiments", "get"),
-                        ("experiments", "create"), ("runs", "create"), ("runs", "get"),
-                        ("jobs", "create")}
+KFP_CHECKS_OF_SUBMIT = {
+    ("pipelines", "list"),
+    ("pipelines", "get"),
+    ("pipelines", "create"),
+    ("experiments", "list"),
+    ("experiments", "get"),
+    ("experiments", "create"),
+    ("runs", "create"),
+    ("runs", "get"),
+    ("jobs", "create"),
+}
 PROFILE_PIPELINE_SA = "default-editor"  # what Kubeflow profiles give the pipeline's pods
 
 
@@ -73,8 +79,7 @@ def _render_in_python() -> list[dict[str, Any]]:
     for patch_ref in overlay.get("patches", []):
         (patch,) = _load(OVERLAY / patch_ref["path"])
         for i, doc in enumerate(docs):
-            if (doc["kind"], doc["metadata"]["name"]) == (patch["kind"],
-                                                          patch["metadata"]["name"]):
+            if (doc["kind"], doc["metadata"]["name"]) == (patch["kind"], patch["metadata"]["name"]):
                 docs[i] = _merge(doc, patch)
     for doc in docs:
         doc["metadata"]["namespace"] = overlay["namespace"]
@@ -90,8 +95,9 @@ def _render_in_python() -> list[dict[str, Any]]:
 def rendered() -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl:
-        done = subprocess.run([kubectl, "kustomize", str(OVERLAY)], capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, done.stderr
         docs = [d for d in yaml.safe_load_all(done.stdout) if d]
         python_docs = _render_in_python()
@@ -113,16 +119,24 @@ def _manifest_files() -> list[Path]:
 def test_every_manifest_validates(path: Path) -> None:
     for doc in _load(path):
         if path.parent == OVERLAY:  # a patch: validate it merged into its base resource
-            (base,) = [d for r in _kustomization(BASE)["resources"] for d in _load(BASE / r)
-                       if (d["kind"], d["metadata"]["name"]) ==
-                       (doc["kind"], doc["metadata"]["name"])]
+            (base,) = [
+                d
+                for r in _kustomization(BASE)["resources"]
+                for d in _load(BASE / r)
+                if (d["kind"], d["metadata"]["name"]) == (doc["kind"], doc["metadata"]["name"])
+            ]
             doc = _merge(base, doc)
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
 def test_rendered_overlay_validates_and_is_namespaced(rendered: list[dict[str, Any]]) -> None:
     assert {d["kind"] for d in rendered} == {
-        "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob"}
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "CronJob",
+    }
     for doc in rendered:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         assert doc["metadata"]["namespace"] == "rachel"
@@ -149,10 +163,14 @@ def test_role_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
         granted |= {(r, v) for r in rule["resources"] for v in rule["verbs"]}
     assert KFP_CHECKS_OF_SUBMIT <= granted, KFP_CHECKS_OF_SUBMIT - granted
     binding = docs["RoleBinding"]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": docs["Role"]["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "namespace": "rachel",
-                                    "name": _pod(docs)["serviceAccountName"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": docs["Role"]["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "namespace": "rachel", "name": _pod(docs)["serviceAccountName"]}
+    ]
     assert binding["metadata"]["namespace"] == docs["CronJob"]["metadata"]["namespace"]
 
 
@@ -162,12 +180,14 @@ def test_configmap_images_and_placement_match_settings(rendered: list[dict[str, 
     assert data["RACHEL_IMAGE_TAG"] == settings.DEFAULT_TAG
     assert data["RACHEL_CPU_IMAGE"] == EXPECTED_CPU_IMAGE
     assert data["RACHEL_GPU_IMAGE"] == EXPECTED_CPU_IMAGE.replace(
-        settings.CPU_IMAGE_NAME, settings.GPU_IMAGE_NAME)
+        settings.CPU_IMAGE_NAME, settings.GPU_IMAGE_NAME
+    )
     placement = settings.Placement()
     assert data["RACHEL_ACCELERATOR_TYPE"] == placement.accelerator_type
     assert data["RACHEL_ACCELERATOR_LIMIT"] == str(placement.accelerator_limit)
-    assert data["RACHEL_NODE_SELECTOR"] == (f"{placement.node_selector_key}="
-                                            f"{placement.node_selector_value}")
+    assert data["RACHEL_NODE_SELECTOR"] == (
+        f"{placement.node_selector_key}={placement.node_selector_value}"
+    )
     assert data["RACHEL_TOLERATION_KEY"] == placement.toleration_key
 
 
@@ -223,8 +243,10 @@ def test_cronjob_runs_a_valid_rachel_submit_as_non_root(rendered: list[dict[str,
     # multi-user KFP: the profile namespace (the overlay's, read from the downward API, not
     # a second literal) and the profile's account for the pipeline's pods
     assert args.namespace == _kustomization(OVERLAY)["namespace"]
-    assert {"name": "RACHEL_NAMESPACE", "valueFrom": {"fieldRef": {
-        "fieldPath": "metadata.namespace"}}} in container["env"]
+    assert {
+        "name": "RACHEL_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
     assert args.service_account == PROFILE_PIPELINE_SA
     assert args.host == "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 
@@ -237,8 +259,9 @@ def test_kfp_token_volume_is_what_the_sdk_reads(rendered: list[dict[str, Any]]) 
     path = PurePosixPath(env[kfp_client.KF_PIPELINES_SA_TOKEN_ENV]["value"])
     assert kfp_client.KF_PIPELINES_SA_TOKEN_ENV == "KF_PIPELINES_SA_TOKEN_PATH"
     assert path == PurePosixPath(kfp_client.KF_PIPELINES_SA_TOKEN_PATH)
-    (mount,) = [m for m in container["volumeMounts"] if PurePosixPath(m["mountPath"]) in
-                path.parents]
+    (mount,) = [
+        m for m in container["volumeMounts"] if PurePosixPath(m["mountPath"]) in path.parents
+    ]
     assert mount["readOnly"] is True
     (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     (source,) = volume["projected"]["sources"]
@@ -263,8 +286,9 @@ def test_cronjob_pod_stays_out_of_the_istio_mesh(rendered: list[dict[str, Any]])
 
 
 def _fake_kfp() -> Any:
-    spec = importlib.util.spec_from_file_location("fake_kfp", REPO / "tests" / "cli" /
-                                                  "fake_kfp.py")
+    spec = importlib.util.spec_from_file_location(
+        "fake_kfp", REPO / "tests" / "cli" / "fake_kfp.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -282,8 +306,9 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_cronjob_command_submits_in_the_profile_namespace(rendered: list[dict[str, Any]],
-                                                          package: Path) -> None:
+def test_cronjob_command_submits_in_the_profile_namespace(
+    rendered: list[dict[str, Any]], package: Path
+) -> None:
     """The CronJob's own command line against a stand-in KFP API: what reaches KFP."""
     from rachel.cli.main import main
 
@@ -299,8 +324,10 @@ def test_cronjob_command_submits_in_the_profile_namespace(rendered: list[dict[st
     assert experiment["body"]["namespace"] == namespace
     assert experiment["body"]["display_name"] == docs["ConfigMap"]["data"]["RACHEL_EXPERIMENT"]
     assert run["body"]["service_account"] == PROFILE_PIPELINE_SA
-    assert run["body"]["runtime_config"]["pipeline_root"] == \
-        docs["ConfigMap"]["data"]["RACHEL_PIPELINE_ROOT"]
+    assert (
+        run["body"]["runtime_config"]["pipeline_root"]
+        == docs["ConfigMap"]["data"]["RACHEL_PIPELINE_ROOT"]
+    )
 
 
 class _RefusingKfp:
@@ -339,9 +366,9 @@ class _RefusingKfp:
         self.server.server_close()
 
 
-def test_cronjob_command_sends_the_projected_token(rendered: list[dict[str, Any]],
-                                                   package: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cronjob_command_sends_the_projected_token(
+    rendered: list[dict[str, Any]], package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from rachel.cli.main import main
 
     token = tmp_path / "token"
@@ -391,11 +418,15 @@ def _secret_findings(docs: list[dict[str, Any]], texts: dict[str, str]) -> list[
         if doc.get("kind") == "Secret":
             found.append(f"{ref}: a Secret")
         for where, value in _strings(doc):
-            found += [f"{ref}{where}: {what}" for what, rx in _SECRET_TEXT.items()
-                      if rx.search(value)]
+            found += [
+                f"{ref}{where}: {what}" for what, rx in _SECRET_TEXT.items() if rx.search(value)
+            ]
             for blob in _BLOB.findall(value):  # high-entropy: mixed case and digits
-                if re.search("[a-z]", blob) and re.search("[A-Z]", blob) and \
-                        re.search("[0-9]", blob):
+                if (
+                    re.search("[a-z]", blob)
+                    and re.search("[A-Z]", blob)
+                    and re.search("[0-9]", blob)
+                ):
                     found.append(f"{ref}{where}: a base64-like blob")
         for key in (doc.get("data") or {}) if doc.get("kind") == "ConfigMap" else ():
             if _SECRET_NAME.search(key):
@@ -404,12 +435,16 @@ def _secret_findings(docs: list[dict[str, Any]], texts: dict[str, str]) -> list[
             if "env" in node and isinstance(node["env"], list):
                 for var in node["env"]:
                     literal = var.get("value")
-                    if literal is not None and _SECRET_NAME.search(var["name"]) and not (
-                            literal.startswith("/var/run/secrets/") and
-                            "CREDENTIAL" not in var["name"].upper()):
+                    if (
+                        literal is not None
+                        and _SECRET_NAME.search(var["name"])
+                        and not (
+                            literal.startswith("/var/run/secrets/")
+                            and "CREDENTIAL" not in var["name"].upper()
+                        )
+                    ):
                         found.append(f"{ref}{where}: env {var['name']} has a literal value")
-            for volume in node.get("volumes", []) if isinstance(node.get("volumes"),
-                                                                 list) else []:
+            for volume in node.get("volumes", []) if isinstance(node.get("volumes"), list) else []:
                 if "secret" in volume:
                     found.append(f"{ref}{where}: volume {volume.get('name')} mounts a Secret")
     return found
@@ -440,27 +475,54 @@ def test_secret_scan_flags_planted_secrets() -> None:
     blob = "dGhpcyBpcyBub3QgYSByZWFsIGtleSBidXQgaXQgbG9va3MgbGlrZSBvbmU="
     docs = [
         {"kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}},
-        {"kind": "ConfigMap", "metadata": {"name": "c"},
-         "data": {"KFP_TOKEN": "x", "NOTE": pem, "BLOB": blob}},
-        {"kind": "Pod", "metadata": {"name": "p", "annotations": {"a": jwt}}, "spec": {
-            "volumes": [{"name": "key", "secret": {"secretName": "gsa-key"}}],
-            "containers": [{"name": "c", "env": [
-                {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/var/run/secrets/k.json"},
-                {"name": "DB_PASSWORD", "value": "hunter2"},
-                {"name": "KF_PIPELINES_SA_TOKEN_PATH", "value": "/var/run/secrets/x/token"}]}]}},
+        {
+            "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"KFP_TOKEN": "x", "NOTE": pem, "BLOB": blob},
+        },
+        {
+            "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {"a": jwt}},
+            "spec": {
+                "volumes": [{"name": "key", "secret": {"secretName": "gsa-key"}}],
+                "containers": [
+                    {
+                        "name": "c",
+                        "env": [
+                            {
+                                "name": "GOOGLE_APPLICATION_CREDENTIALS",
+                                "value": "/var/run/secrets/k.json",
+                            },
+                            {"name": "DB_PASSWORD", "value": "hunter2"},
+                            {
+                                "name": "KF_PIPELINES_SA_TOKEN_PATH",
+                                "value": "/var/run/secrets/x/token",
+                            },
+                        ],
+                    }
+                ],
+            },
+        },
     ]
     found = _secret_findings(docs, {"notes.yaml": '{"private_key": "..."}'})
-    for expected in ("a Secret", "ConfigMap key KFP_TOKEN", "PEM private key", "JWT",
-                     "base64-like blob", "mounts a Secret", "GOOGLE_APPLICATION_CREDENTIALS",
-                     "DB_PASSWORD", "service-account key JSON"):
+    for expected in (
+        "a Secret",
+        "ConfigMap key KFP_TOKEN",
+        "PEM private key",
+        "JWT",
+        "base64-like blob",
+        "mounts a Secret",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "DB_PASSWORD",
+        "service-account key JSON",
+    ):
         assert any(expected in f for f in found), (expected, found)
     assert not any("KF_PIPELINES_SA_TOKEN_PATH" in f for f in found)
 
 
 def test_validator_rejects_a_broken_manifest() -> None:
     (cron,) = _load(BASE / "cronjob.yaml")
-    cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] \
-        = 3
+    cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 3
     cron["spec"]["schedul"] = cron["spec"].pop("schedule")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(cron, K8S_VERSION, strict=True)

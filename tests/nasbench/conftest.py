@@ -41,9 +41,7 @@ def structure_rows(parquet_path: Path) -> dict[str, list]:
 def val_accuracy_hashes(parquet_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, mean val accuracy or NaN) from the table, aligned with its rows."""
     table = pq.read_table(parquet_path, columns=["module_hash", "val_accuracy"]).to_pydict()
-    acc = np.array(
-        [np.mean(v) if v else np.nan for v in table["val_accuracy"]], dtype=np.float64
-    )
+    acc = np.array([np.mean(v) if v else np.nan for v in table["val_accuracy"]], dtype=np.float64)
     return np.array(table["module_hash"]), acc
 
 
@@ -60,8 +58,6 @@ class TableAccuracy:
 @pytest.fixture(scope="session")
 def table_accuracy(val_accuracy_hashes) -> TableAccuracy:
     return TableAccuracy(*val_accuracy_hashes)
-
-
 
 
 @pytest.fixture()

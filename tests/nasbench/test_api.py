@@ -12,11 +12,20 @@ from rachel.core.nasbench.api import NASBench, OutOfDomainError
 from rachel.core.nasbench.cell import Cell, ModelSpec
 
 D = nasbench_data
-QUERY_KEYS = {"module_adjacency", "module_operations", "trainable_parameters", "training_time",
-              "train_accuracy", "validation_accuracy", "test_accuracy"}
-COMPUTED_KEYS = {f"{when}_{what}" for when in ("halfway", "final")
-                 for what in ("training_time", "train_accuracy", "validation_accuracy",
-                              "test_accuracy")}
+QUERY_KEYS = {
+    "module_adjacency",
+    "module_operations",
+    "trainable_parameters",
+    "training_time",
+    "train_accuracy",
+    "validation_accuracy",
+    "test_accuracy",
+}
+COMPUTED_KEYS = {
+    f"{when}_{what}"
+    for when in ("halfway", "final")
+    for what in ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
+}
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +93,11 @@ def test_off_space_specs(nb):
     disconnected = np.zeros((3, 3), dtype=int)
     disconnected[0, 1] = 1
     bad_op = ModelSpec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv5x5", "output"])
-    for spec, why in [(ModelSpec(too_many_edges, ops), "too many edges"),
-                      (ModelSpec(disconnected, ["input", "conv3x3-bn-relu", "output"]),
-                       "disconnected"),
-                      (bad_op, "unsupported op")]:
+    for spec, why in [
+        (ModelSpec(too_many_edges, ops), "too many edges"),
+        (ModelSpec(disconnected, ["input", "conv3x3-bn-relu", "output"]), "disconnected"),
+        (bad_op, "unsupported op"),
+    ]:
         assert not nb.is_valid(spec)
         with pytest.raises(OffSpaceError, match=why):
             nb.query(spec)
@@ -110,8 +120,11 @@ def test_budget_counters(nb):
 def test_halfway_and_short_budgets_are_none_not_invented(nb, bench):
     half = nb.query(inception_spec(), stop_halfway=True)
     assert half["validation_accuracy"] is None and half["training_time"] is None
-    row = int(np.flatnonzero(bench.table["val_accuracy_epoch36"].is_valid().to_numpy(
-        zero_copy_only=False))[0])
+    row = int(
+        np.flatnonzero(
+            bench.table["val_accuracy_epoch36"].is_valid().to_numpy(zero_copy_only=False)
+        )[0]
+    )
     data = nb.query(spec_of_row(bench, row), epochs=36)
     assert data["validation_accuracy"] == bench.row(row)["val_accuracy_epoch36"]
     assert data["test_accuracy"] is None
@@ -123,7 +136,8 @@ def test_get_metrics_from_spec_is_officially_shaped(nb):
     assert list(computed) == [108] and len(computed[108]) == 3
     assert all(set(run) == COMPUTED_KEYS for run in computed[108])
     assert sorted(r["final_validation_accuracy"] for r in computed[108]) == pytest.approx(
-        [0.93369, 0.93760, 0.93780], abs=1e-5)
+        [0.93369, 0.93760, 0.93780], abs=1e-5
+    )
     computed[108].clear()  # a copy: the API's data is untouched
     assert len(nb.get_metrics_from_spec(inception_spec())[1][108]) == 3
 

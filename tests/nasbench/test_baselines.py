@@ -45,8 +45,14 @@ def test_random_search_is_one_quasi_uniform_architecture(dense, small_index):
     # the sampler is the environment's quasi-uniform one: every size 2..5 about equally likely,
     # although uniform over ids would give 5-vertex cells 2,441 times in 2,532
     nv = small_index.num_vertices
-    picks = [int(np.flatnonzero(dense.acc == random_search(dense, np.random.default_rng(i))
-                                .final_accuracy)[0]) for i in range(400)]
+    picks = [
+        int(
+            np.flatnonzero(
+                dense.acc == random_search(dense, np.random.default_rng(i)).final_accuracy
+            )[0]
+        )
+        for i in range(400)
+    ]
     share = np.bincount(nv[picks], minlength=6)[2:] / 400
     assert share.min() > 0.15 and share.max() < 0.35, share
     assert np.bincount(nv, minlength=6)[5] / len(nv) > 0.9
@@ -56,8 +62,11 @@ def test_random_search_tabular_hits_missing(small_index, small_table_accuracy):
     problem = SearchProblem(small_index, small_table_accuracy, mode="tabular", **SMALL)
     with pytest.raises(MissingMetricsError):
         for i in range(200):
-            random_search(problem, np.random.default_rng(i),
-                          initial_id=int(np.flatnonzero(~np.isnan(small_table_accuracy))[0]))
+            random_search(
+                problem,
+                np.random.default_rng(i),
+                initial_id=int(np.flatnonzero(~np.isnan(small_table_accuracy))[0]),
+            )
 
 
 def test_report_metric_travels_with_the_trace(small_index, small_dense_accuracy):
@@ -112,7 +121,8 @@ def test_local_search_budget_with_restarts(real):
 def test_local_search_pays_every_neighbour_at_every_step(dense):
     # the paper's accounting: a neighbour inspected again at a later step is paid again
     paid = [len(local_search(dense, np.random.default_rng(i)).queried) for i in range(20)]
-    distinct = [len(local_search(dense, np.random.default_rng(i), distinct=True).queried)
-                for i in range(20)]
+    distinct = [
+        len(local_search(dense, np.random.default_rng(i), distinct=True).queried) for i in range(20)
+    ]
     assert all(p >= d for p, d in zip(paid, distinct, strict=True))
     assert sum(paid) > sum(distinct)

@@ -22,8 +22,9 @@ def last_valid(mask: np.ndarray) -> np.ndarray:
 
 
 def test_observation_layout_and_mask(small_index, small_dense_accuracy):
-    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=6, max_neighbours=5,
-                            seed=0, **SMALL)
+    env = NasBenchVectorEnv(
+        small_index, small_dense_accuracy, num_envs=6, max_neighbours=5, seed=0, **SMALL
+    )
     obs, info = env.reset()
     assert obs["observations"].shape == (6, 6, 56) and obs["observations"].dtype == np.float32
     assert obs["action_mask"].shape == (6, 6)
@@ -36,13 +37,14 @@ def test_observation_layout_and_mask(small_index, small_dense_accuracy):
         shown = env.core.shown[b]
         assert set(shown[shown >= 0].tolist()) <= set(small_index.neighbours(cur).tolist())
         # padding rows are zero
-        assert not obs["observations"][b, 1 + min(deg, 5):].any()
+        assert not obs["observations"][b, 1 + min(deg, 5) :].any()
     assert env.observation_space.contains(obs)
 
 
 def test_subsample_when_more_than_n(small_index, small_dense_accuracy):
-    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=1, max_neighbours=3,
-                            seed=1, **SMALL)
+    env = NasBenchVectorEnv(
+        small_index, small_dense_accuracy, num_envs=1, max_neighbours=3, seed=1, **SMALL
+    )
     deg = small_index.degrees()
     many = int(np.flatnonzero(deg > 10)[0])
     env.reset(options={"initial_ids": [many]})
@@ -68,8 +70,9 @@ def test_reward_shaping_and_telescoping(small_index, small_dense_accuracy):
         a = last_valid(obs["action_mask"])
         obs, r, term, trunc, info = env.step(a)
         moved = a > 0
-        expected = np.where(moved, np.exp(alpha * acc[info["cell_id"]]) - np.exp(alpha * acc[prev]),
-                            0.0)
+        expected = np.where(
+            moved, np.exp(alpha * acc[info["cell_id"]]) - np.exp(alpha * acc[prev]), 0.0
+        )
         assert not (term | trunc).any()
         np.testing.assert_allclose(r, expected)
         total += r
@@ -78,8 +81,9 @@ def test_reward_shaping_and_telescoping(small_index, small_dense_accuracy):
 
 
 def test_zero_first_step_option(small_index, small_dense_accuracy):
-    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=3, seed=3,
-                            zero_first_step=True, **SMALL)
+    env = NasBenchVectorEnv(
+        small_index, small_dense_accuracy, num_envs=3, seed=3, zero_first_step=True, **SMALL
+    )
     obs, _ = env.reset()
     _, r, *_ = env.step(last_valid(obs["action_mask"]))
     assert (r == 0).all()
@@ -89,8 +93,9 @@ def test_zero_first_step_option(small_index, small_dense_accuracy):
 
 
 def test_episode_length_and_terminate(small_index, small_dense_accuracy):
-    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=2, seed=4,
-                            episode_length=16, **SMALL)
+    env = NasBenchVectorEnv(
+        small_index, small_dense_accuracy, num_envs=2, seed=4, episode_length=16, **SMALL
+    )
     obs, _ = env.reset()
     for t in range(16):
         a = last_valid(obs["action_mask"])
@@ -123,8 +128,9 @@ def test_truncation_at_exactly_episode_length(small_index, small_dense_accuracy)
 
 def test_seed_determinism(small_index, small_dense_accuracy):
     def run(seed):
-        env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=5, seed=seed,
-                                max_neighbours=4, **SMALL)
+        env = NasBenchVectorEnv(
+            small_index, small_dense_accuracy, num_envs=5, seed=seed, max_neighbours=4, **SMALL
+        )
         obs, info = env.reset()
         rng = np.random.default_rng(99)
         ids, rewards = [info["cell_id"]], []
@@ -147,8 +153,9 @@ def test_seed_determinism(small_index, small_dense_accuracy):
 def test_real_subset_restricts_states_and_neighbours(small_index, small_table_accuracy):
     known = ~np.isnan(small_table_accuracy)
     assert 0 < known.sum() < len(known)
-    env = NasBenchVectorEnv(small_index, small_table_accuracy, num_envs=8, mode="real_subset",
-                            seed=6, **SMALL)
+    env = NasBenchVectorEnv(
+        small_index, small_table_accuracy, num_envs=8, mode="real_subset", seed=6, **SMALL
+    )
     obs, info = env.reset()
     for _ in range(50):
         assert known[info["cell_id"]].all()
@@ -164,8 +171,9 @@ def test_tabular_mode_raises_on_missing_metrics(small_index, small_table_accurac
     known = ~np.isnan(small_table_accuracy)
     deg_unknown = np.array([(~known[small_index.neighbours(i)]).any() for i in range(len(known))])
     start = int(np.flatnonzero(known & deg_unknown)[0])
-    env = NasBenchVectorEnv(small_index, small_table_accuracy, num_envs=1, max_neighbours=50,
-                            seed=0, **SMALL)
+    env = NasBenchVectorEnv(
+        small_index, small_table_accuracy, num_envs=1, max_neighbours=50, seed=0, **SMALL
+    )
     obs, _ = env.reset(options={"initial_ids": [start]})
     shown = env.core.shown[0]
     k = int(np.flatnonzero((shown >= 0) & ~known[np.maximum(shown, 0)])[0])
@@ -226,8 +234,7 @@ def test_no_shaping_option(small_index, small_dense_accuracy):
 
 def test_vector_info_keeps_initial_cell_and_ordinal(small_index, small_dense_accuracy):
     ids = np.flatnonzero(small_index.degrees() > 0)[100:112]
-    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=4, episode_length=3,
-                            seed=0)
+    env = NasBenchVectorEnv(small_index, small_dense_accuracy, num_envs=4, episode_length=3, seed=0)
     obs, info = env.reset(options={"initial_ids": ids})
     assert info["initial_cell_id"].tolist() == ids[:4].tolist()
     assert info["episode_ordinal"].tolist() == [0, 1, 2, 3]
@@ -236,8 +243,9 @@ def test_vector_info_keeps_initial_cell_and_ordinal(small_index, small_dense_acc
         obs, _, term, _, info = env.step(last_valid(obs["action_mask"]))
         assert not term.any()
         if "final_obs" in info:
-            for o, c in zip(info["final_episode_ordinal"], info["final_initial_cell_id"],
-                            strict=True):
+            for o, c in zip(
+                info["final_episode_ordinal"], info["final_initial_cell_id"], strict=True
+            ):
                 ended[int(o)] = int(c)
     assert ended == {k: int(ids[k]) for k in range(4)}  # ordinal k <-> the k-th queued id
     assert info["episode_ordinal"].tolist() == [4, 5, 6, 7]

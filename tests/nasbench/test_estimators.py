@@ -31,8 +31,9 @@ def test_interface(bench):
 
 def test_tabular_mean_of_runs_nan_and_errors(bench, unknown_hash):
     tab = est.TabularEstimator(bench)
-    assert tab.accuracy(D.INCEPTION_HASH) == pytest.approx(np.mean([0.93760, 0.93780, 0.93369]),
-                                                           abs=1e-5)
+    assert tab.accuracy(D.INCEPTION_HASH) == pytest.approx(
+        np.mean([0.93760, 0.93780, 0.93369]), abs=1e-5
+    )
     hashes = np.array([[D.INCEPTION_HASH, unknown_hash], ["zz" * 16, D.INCEPTION_HASH]])
     acc = tab.accuracy_array(hashes)
     assert acc.shape == (2, 2) and acc.dtype == np.float64
@@ -52,8 +53,9 @@ def test_real_subset(bench, unknown_hash):
     drawn = sub.sample(np.random.default_rng(0), 500)
     assert np.isfinite(sub.accuracy_array(drawn)).all()
     assert D.INCEPTION_HASH in sub and unknown_hash not in sub
-    assert np.array_equal(sub.sample(np.random.default_rng(0), 5),
-                          sub.sample(np.random.default_rng(0), 5))
+    assert np.array_equal(
+        sub.sample(np.random.default_rng(0), 5), sub.sample(np.random.default_rng(0), 5)
+    )
 
 
 def test_one_encoding_for_the_agent_and_the_surrogate(bench):
@@ -62,22 +64,30 @@ def test_one_encoding_for_the_agent_and_the_surrogate(bench):
     assert est.NUM_FEATURES == ENCODING_SIZE == 56
     space = NasBench101Space()
     nv = bench.table["num_vertices"].to_numpy()
-    rows = np.array([bench.row_of(D.INCEPTION_HASH), int(np.flatnonzero(nv == 3)[0]),
-                     int(np.flatnonzero(nv == 5)[0])])
+    rows = np.array(
+        [
+            bench.row_of(D.INCEPTION_HASH),
+            int(np.flatnonzero(nv == 3)[0]),
+            int(np.flatnonzero(nv == 5)[0]),
+        ]
+    )
     x = est.encode_table_rows(bench, rows)
     for k, row in enumerate(rows):
         cell = Cell.from_table(bench.row(int(row))["adjacency"], bench.row(int(row))["operations"])
         np.testing.assert_array_equal(x[k], space.encode(cell))  # the environment's encoding
     t = bench.table.slice(0, 100)
     np.testing.assert_array_equal(
-        est.encode_cells(t["adjacency"].to_pylist(), t["operations"].to_pylist(),
-                         t["num_vertices"].to_numpy()),
-        est.encode_table_rows(bench, np.arange(100)))
+        est.encode_cells(
+            t["adjacency"].to_pylist(), t["operations"].to_pylist(), t["num_vertices"].to_numpy()
+        ),
+        est.encode_table_rows(bench, np.arange(100)),
+    )
 
 
 def test_surrogate_beats_constant_on_held_out_cells(bench, tmp_path, unknown_hash):
-    model, report = est.evaluate_surrogate(bench, max_cells=3000, seed=0, params=SMALL_XGB,
-                                           n_jobs=1)
+    model, report = est.evaluate_surrogate(
+        bench, max_cells=3000, seed=0, params=SMALL_XGB, n_jobs=1
+    )
     assert report.n_test == 600 and report.n_train == 2400
     assert "80/20 random split" in report.split
     assert report.rmse < report.rmse_constant
@@ -91,8 +101,9 @@ def test_surrogate_beats_constant_on_held_out_cells(bench, tmp_path, unknown_has
     loaded = est.SurrogateEstimator.load(tmp_path / "surrogate.json", bench)
     probe = bench.hashes[:2000].astype("U32")
     np.testing.assert_array_equal(loaded.accuracy_array(probe), model.accuracy_array(probe))
-    np.testing.assert_allclose(model.accuracy_array(probe[::-1]), model.predict_rows(
-        np.arange(2000)[::-1]), rtol=1e-6)  # small-request path == whole-table cache
+    np.testing.assert_allclose(
+        model.accuracy_array(probe[::-1]), model.predict_rows(np.arange(2000)[::-1]), rtol=1e-6
+    )  # small-request path == whole-table cache
     assert loaded.info["seed"] == 0 and loaded.fingerprint == model.fingerprint
     # bounded to the range of the training targets; top-of-ranking quality reported
     lo, hi = model.bounds
@@ -127,12 +138,14 @@ def test_surrogate_ensemble_disagreement_and_penalty(bench, tmp_path):
     std = ens.std_features(x)
     assert std.max() > 0 and np.all(one.std_features(x) == 0)
     pess = est.SurrogateEstimator(bench, ens.boosters, {**ens.info, "penalty": 2.0})
-    np.testing.assert_allclose(pess.predict_features(x),
-                               np.clip(members.mean(0) - 2.0 * std, *ens.bounds))
+    np.testing.assert_allclose(
+        pess.predict_features(x), np.clip(members.mean(0) - 2.0 * std, *ens.bounds)
+    )
     assert pess.fingerprint != ens.fingerprint
     ens.save(tmp_path / "ens.json")
     loaded = est.SurrogateEstimator.load(tmp_path / "ens.json", bench)
     np.testing.assert_array_equal(loaded.member_predictions(x), members)
-    _, report = est.evaluate_surrogate(bench, max_cells=1500, seed=0, params=params, n_jobs=1,
-                                       n_models=2)
+    _, report = est.evaluate_surrogate(
+        bench, max_cells=1500, seed=0, params=params, n_jobs=1, n_models=2
+    )
     assert report.n_models == 2 and report.disagreement["mean_std"] > 0

@@ -13,8 +13,9 @@ from rachel.core.errors import ConfigError
 from rachel.core.nasbench import baselines
 from rachel.core.nasbench import evaluation as ev
 
-FAST = ev.ProtocolConfig(k_sets=2, m_states=20, budgets=(5, 10, 20), curve_lengths=(20, 40),
-                         n_resamples=500, seed=1)
+FAST = ev.ProtocolConfig(
+    k_sets=2, m_states=20, budgets=(5, 10, 20), curve_lengths=(20, 40), n_resamples=500, seed=1
+)
 
 
 def constructed_traces(n: int, length: int, seed: int = 0) -> list[ev.Trace]:
@@ -51,14 +52,20 @@ def test_table_equals_best_so_far_of_constructed_traces():
         assert rows[b]["ci_low"] <= rows[b]["mean"] <= rows[b]["ci_high"]
     assert entry["curves"]["20"]["mean"] == pytest.approx(best.mean(axis=0).tolist())
     # the 40-query curve chains two 20-query traces per run
-    chained = np.array([np.maximum.accumulate(np.concatenate([a.queried, b.queried]))
-                        for a, b in zip(traces[0::2], traces[1::2], strict=True)])
+    chained = np.array(
+        [
+            np.maximum.accumulate(np.concatenate([a.queried, b.queried]))
+            for a, b in zip(traces[0::2], traces[1::2], strict=True)
+        ]
+    )
     assert entry["curves"]["40"]["mean"] == pytest.approx(chained.mean(axis=0).tolist())
 
 
 def test_chaining_truncation_and_incomplete_runs():
-    traces = [ev.Trace(np.array(v, dtype=float), v[0], max(v))
-              for v in ([0.1, 0.5], [0.3, 0.2, 0.9, 0.4], [0.6])]
+    traces = [
+        ev.Trace(np.array(v, dtype=float), v[0], max(v))
+        for v in ([0.1, 0.5], [0.3, 0.2, 0.9, 0.4], [0.6])
+    ]
     values, _, lengths = ev.chain_runs(traces, 3, "queries")
     # run 1 = 0.1, 0.5 | 0.3 (rest of trace 2 dropped); the incomplete [0.6] is dropped
     assert values.tolist() == [[0.1, 0.5, 0.3]] and lengths.tolist() == [3]
@@ -113,19 +120,31 @@ def test_baselines_search_trace_fits_the_harness():
     q = np.array([0.90, 0.92, 0.91, 0.93])
     trace = baselines.SearchTrace(q, 0.90, 0.93)
     assert isinstance(trace, ev.TraceLike)
-    result = ev.evaluate({"rs": [trace] * 10}, ev.ProtocolConfig(
-        budgets=(2, 4), curve_lengths=(4,), n_resamples=200), accounting=Q("rs"))
+    result = ev.evaluate(
+        {"rs": [trace] * 10},
+        ev.ProtocolConfig(budgets=(2, 4), curve_lengths=(4,), n_resamples=200),
+        accounting=Q("rs"),
+    )
     assert [r["mean"] for r in result.summary["searchers"]["rs"]["table"]] == pytest.approx(
-        [0.92, 0.93])
+        [0.92, 0.93]
+    )
 
 
 def test_report_files(tmp_path):
-    traces = {"random": constructed_traces(30, 20, seed=1),
-              "local": constructed_traces(10, 40, seed=2)}
+    traces = {
+        "random": constructed_traces(30, 20, seed=1),
+        "local": constructed_traces(10, 40, seed=2),
+    }
     result = ev.evaluate(traces, FAST, accounting={"random": "episode", "local": "queries"})
     written = ev.write_report(result, str(tmp_path / "report"))
-    assert set(written) == {"json", "markdown", "improvement_histograms",
-                            "initial_vs_improvement", "queries_20", "queries_40"}
+    assert set(written) == {
+        "json",
+        "markdown",
+        "improvement_histograms",
+        "initial_vs_improvement",
+        "queries_20",
+        "queries_40",
+    }
     summary = json.loads((tmp_path / "report" / "report.json").read_text())
     assert summary["searchers"]["random"]["accounting"] == "episode"
     assert summary["searchers"]["random"]["curves"]["20"]["n_runs"] == 1  # 30 episodes -> 1 run
@@ -147,8 +166,11 @@ def test_config_errors():
     with pytest.raises(ConfigError, match="accounting"):
         ev.evaluate({"x": constructed_traces(2, 5)}, FAST, accounting={"x": "steps"})
     with pytest.raises(ConfigError, match="no query accounting for"):  # no default
-        ev.evaluate({"x": constructed_traces(2, 5), "y": constructed_traces(2, 5)}, FAST,
-                    accounting={"x": "queries"})
+        ev.evaluate(
+            {"x": constructed_traces(2, 5), "y": constructed_traces(2, 5)},
+            FAST,
+            accounting={"x": "queries"},
+        )
     with pytest.raises(ConfigError, match="agents"):
         ev.evaluate({"x": constructed_traces(3, 5)}, FAST, accounting=Q("x"), agents={"x": 2})
     assert ev.ProtocolConfig.paper().k_sets == 5
@@ -165,18 +187,22 @@ def test_paper_baselines_run_through_the_harness(tmp_path):
     rows = np.flatnonzero(bench.table["num_vertices"].to_numpy() <= 5)
     index = CellIndex.build(bench.table, rows=rows, workers=1)
     known = np.flatnonzero(~np.isnan(bench.val_mean))[:3000]
-    surrogate = SurrogateEstimator.fit(bench, known, seed=0, n_jobs=1,
-                                       params={"n_estimators": 60, "max_depth": 4})
+    surrogate = SurrogateEstimator.fit(
+        bench, known, seed=0, n_jobs=1, params={"n_estimators": 60, "max_depth": 4}
+    )
     problem = baselines.SearchProblem(index, surrogate, mode="tabular", vertex_range=(2, 5))
-    config = ev.ProtocolConfig(k_sets=2, m_states=15, budgets=(10, 50), curve_lengths=(50,),
-                               n_resamples=200)
-    sets = ev.draw_initial_sets(lambda rng, m: rng.integers(0, len(index), size=m).tolist(),
-                                config)
-    traces = ev.run_protocol({
-        "random_search": lambda s, rng: baselines.random_search(problem, rng, initial_id=s),
-        "random_walk": lambda s, rng: baselines.random_walk(problem, rng, initial_id=s),
-        "local_search": lambda s, rng: baselines.local_search(problem, rng, initial_id=s),
-    }, sets)
+    config = ev.ProtocolConfig(
+        k_sets=2, m_states=15, budgets=(10, 50), curve_lengths=(50,), n_resamples=200
+    )
+    sets = ev.draw_initial_sets(lambda rng, m: rng.integers(0, len(index), size=m).tolist(), config)
+    traces = ev.run_protocol(
+        {
+            "random_search": lambda s, rng: baselines.random_search(problem, rng, initial_id=s),
+            "random_walk": lambda s, rng: baselines.random_walk(problem, rng, initial_id=s),
+            "local_search": lambda s, rng: baselines.local_search(problem, rng, initial_id=s),
+        },
+        sets,
+    )
     result = ev.evaluate(traces, config, accounting=baselines.ACCOUNTING)
     for entry in result.summary["searchers"].values():
         assert entry["episodes"] == 30
@@ -190,19 +216,31 @@ def test_paper_baselines_run_through_the_harness(tmp_path):
 def test_decide_on_one_metric_report_on_another():
     # the decide metric picks the cell; the table shows that cell's report value
     t = ev.Trace(np.array([0.90, 0.95, 0.92]), 0.90, 0.95)
-    t_rep = type("T", (), {"queried": t.queried, "initial_accuracy": 0.90,
-                           "final_accuracy": 0.95, "reported": np.array([0.80, 0.70, 0.99]),
-                           "initial_report": 0.80, "final_report": 0.70})()
+    t_rep = type(
+        "T",
+        (),
+        {
+            "queried": t.queried,
+            "initial_accuracy": 0.90,
+            "final_accuracy": 0.95,
+            "reported": np.array([0.80, 0.70, 0.99]),
+            "initial_report": 0.80,
+            "final_report": 0.70,
+        },
+    )()
     config = ev.ProtocolConfig(budgets=(1, 2, 3), curve_lengths=(3,), n_resamples=200)
-    out = ev.evaluate({"x": [t_rep] * 4}, config, accounting=Q("x"),
-                      metrics={"decide": "val", "report": "test"}).summary
+    out = ev.evaluate(
+        {"x": [t_rep] * 4}, config, accounting=Q("x"), metrics={"decide": "val", "report": "test"}
+    ).summary
     assert [r["mean"] for r in out["searchers"]["x"]["table"]] == pytest.approx(
-        [0.80, 0.70, 0.70])  # not 0.99: the 0.92-validation cell never was the best
+        [0.80, 0.70, 0.70]
+    )  # not 0.99: the 0.92-validation cell never was the best
     assert out["searchers"]["x"]["improvement"]["median"] == pytest.approx(-0.10)
     assert out["metrics"] == {"decide": "val", "report": "test"}
     plain = ev.evaluate({"x": [t] * 4}, config, accounting=Q("x")).summary
     assert [r["mean"] for r in plain["searchers"]["x"]["table"]] == pytest.approx(
-        [0.90, 0.95, 0.95])
+        [0.90, 0.95, 0.95]
+    )
 
 
 def test_agents_by_sets_axis_and_batch_searchers():
@@ -216,10 +254,12 @@ def test_agents_by_sets_axis_and_batch_searchers():
     sets = [[0.1, 0.2], [0.3, 0.4]]
     out = ev.run_protocol({"agent": [Batch(0.0), Batch(0.5)]}, sets)
     assert [t.final_accuracy for t in out["agent"]] == pytest.approx(
-        [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])  # (agent, set, state) order
+        [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]
+    )  # (agent, set, state) order
     config = ev.ProtocolConfig(budgets=(2,), curve_lengths=(2,), n_resamples=200)
-    summary = ev.evaluate(out, config, accounting={"agent": "episode"},
-                          agents=ev.agents_of({"agent": [1, 2]})).summary["searchers"]["agent"]
+    summary = ev.evaluate(
+        out, config, accounting={"agent": "episode"}, agents=ev.agents_of({"agent": [1, 2]})
+    ).summary["searchers"]["agent"]
     assert summary["agents"] == 2
     # runs never span two agents: agent 0's runs are (0.1, 0.2), (0.3, 0.4)
     assert [row[0]["mean"] for row in summary["per_agent"]] == pytest.approx([0.3, 0.8])

@@ -63,10 +63,12 @@ def test_surrogate_mode_scores_cells_without_real_metrics(tmp_path):
 
 
 def test_real_subset_is_still_available(tmp_path):
-    settings = ExperimentSettings(estimator="real_subset", max_vertices=4,
-                                  searchers=("random_walk",))
-    out = run_experiment(settings, ProtocolConfig(k_sets=1, m_states=5, n_resamples=200),
-                         str(tmp_path), plots=False)
+    settings = ExperimentSettings(
+        estimator="real_subset", max_vertices=4, searchers=("random_walk",)
+    )
+    out = run_experiment(
+        settings, ProtocolConfig(k_sets=1, m_states=5, n_resamples=200), str(tmp_path), plots=False
+    )
     assert out["mode"] == "real_subset" and "auto" not in out["notes"].get("estimator", "")
 
 

@@ -99,8 +99,10 @@ def test_full_index(parquet_path, tmp_path):
     deg = index.degrees()
     assert 15 < deg.mean() < 40  # the paper: "around 25 neighbours"
     for v in range(2, 8):
-        assert int(index.reps[index.num_vertices == v].astype(int).sum()) == (
-            ACCEPTED_REPRESENTATIONS[v])
+        assert (
+            int(index.reps[index.num_vertices == v].astype(int).sum())
+            == (ACCEPTED_REPRESENTATIONS[v])
+        )
     rng = np.random.default_rng(0)
     for i in rng.choice(len(index), size=300, replace=False).tolist():
         ids = index.ids_of([nb.hash() for nb in neighbours(index.cell(i))])
@@ -111,7 +113,8 @@ def test_full_index(parquet_path, tmp_path):
 
 
 def test_a_missing_default_table_says_where_it_looked_and_how_to_point_elsewhere(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from rachel.core.errors import NasBenchError
     from rachel.core.nasbench.index import table_or_default
 

@@ -17,9 +17,7 @@ CHAIN3 = Cell([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [IN, C3, OUT])
 CHAIN4 = Cell([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]], [IN, C3, C1, OUT])
 TWO = Cell([[0, 1], [0, 0]], [IN, OUT])
 # 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3 and a skip 0 -> 3; vertices 1 and 2 are parallel twins
-DIAMOND_SKIP = Cell(
-    [[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]], [IN, C3, C3, OUT]
-)
+DIAMOND_SKIP = Cell([[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]], [IN, C3, C3, OUT])
 DIAMOND = Cell([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]], [IN, C3, C3, OUT])
 # the paper's figure 2: removing vertex 2 (in from 0 and 1, out to 3 and 4)
 FIG2 = Cell(

@@ -22,8 +22,10 @@ def test_protocol_and_sizes():
 
 def test_encoding_layout():
     # 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3 with ops conv1x1, maxpool
-    cell = Cell([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
-                ["input", CONV1X1, MAXPOOL3X3, "output"])
+    cell = Cell(
+        [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+        ["input", CONV1X1, MAXPOOL3X3, "output"],
+    )
     enc = NasBench101Space().encode(cell)
     assert enc.dtype == np.float32 and enc.shape == (56,)
     adj = enc[:21]

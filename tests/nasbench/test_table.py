@@ -42,9 +42,11 @@ def test_missing_column_and_wrong_type(tmp_path, sample):
     pq.write_table(sample.drop_columns(["val_accuracy"]), path)
     with pytest.raises(NasBenchError, match="column 'val_accuracy' is missing"):
         tb.load_table(path)
-    bad = sample.set_column(sample.schema.get_field_index("trainable_parameters"),
-                            "trainable_parameters",
-                            sample["trainable_parameters"].cast(pa.float64()))
+    bad = sample.set_column(
+        sample.schema.get_field_index("trainable_parameters"),
+        "trainable_parameters",
+        sample["trainable_parameters"].cast(pa.float64()),
+    )
     pq.write_table(bad, tmp_path / "type.parquet")
     with pytest.raises(NasBenchError, match="trainable_parameters' has type double"):
         tb.load_table(tmp_path / "type.parquet")
@@ -86,8 +88,14 @@ def test_conversion_round_trip(tmp_path, bench, sample):
     out = tb.load_table(tmp_path / "out.parquet")
     assert set(tb.EXTRA_RUN_COLUMNS) <= set(out.column_names)
     assert out.num_rows == known.num_rows
-    for name in ["module_hash", "num_vertices", "num_edges", "adjacency", "operations",
-                 "trainable_parameters"]:
+    for name in [
+        "module_hash",
+        "num_vertices",
+        "num_edges",
+        "adjacency",
+        "operations",
+        "trainable_parameters",
+    ]:
         assert out[name].to_pylist() == known[name].to_pylist(), name
 
     def runs(t):  # per cell, the set of (val, test, time) runs: run alignment must survive
@@ -108,15 +116,26 @@ def test_conversion_of_full_format_epochs(tmp_path, bench):
     short = []
     for epochs, acc in [(4, 0.11), (12, 0.52), (36, 0.84), (36, 0.85)]:
         final = tfr.EvaluationData(current_epoch=float(epochs), validation_accuracy=acc)
-        short.append(tfr.NasBenchRecord(base.module_hash, epochs, base.adjacency,
-                                        base.operations,
-                                        tfr.ModelMetrics((tfr.EvaluationData(0.0),
-                                                          tfr.EvaluationData(epochs / 2), final),
-                                                         base.metrics.trainable_parameters)))
-    other = next(r for r in D.records_from_rows(bench, D.real_rows(bench, 2, seed=5))
-                 if r.module_hash != D.INCEPTION_HASH)
-    only_short = tfr.NasBenchRecord(other.module_hash, 12, other.adjacency, other.operations,
-                                    short[1].metrics)
+        short.append(
+            tfr.NasBenchRecord(
+                base.module_hash,
+                epochs,
+                base.adjacency,
+                base.operations,
+                tfr.ModelMetrics(
+                    (tfr.EvaluationData(0.0), tfr.EvaluationData(epochs / 2), final),
+                    base.metrics.trainable_parameters,
+                ),
+            )
+        )
+    other = next(
+        r
+        for r in D.records_from_rows(bench, D.real_rows(bench, 2, seed=5))
+        if r.module_hash != D.INCEPTION_HASH
+    )
+    only_short = tfr.NasBenchRecord(
+        other.module_hash, 12, other.adjacency, other.operations, short[1].metrics
+    )
     table = tb.records_to_table(short + [base, only_short]).to_pydict()
     at = table["module_hash"].index(base.module_hash)
     assert table["module_hash"] == sorted([base.module_hash, other.module_hash])
@@ -147,14 +166,18 @@ def test_gcs_round_trip(monkeypatch, bench, sample):
         assert tb.load_table(f"{bucket}/nb/sample.parquet").num_rows == sample.num_rows
         records = D.records_from_rows(bench, D.real_rows(bench, 3))
         tfr.write_records(f"{bucket}/nb/in.tfrecord", records)
-        summary = tb.convert_tfrecord_to_parquet(f"{bucket}/nb/in.tfrecord",
-                                                 f"{bucket}/nb/out.parquet")
+        summary = tb.convert_tfrecord_to_parquet(
+            f"{bucket}/nb/in.tfrecord", f"{bucket}/nb/out.parquet"
+        )
         assert summary.cells == 3
         assert tb.load_table(f"{bucket}/nb/out.parquet").num_rows == 3
         with pytest.raises(NasBenchError, match="cannot be read"):
             tb.load_table(f"{bucket}/nb/absent.parquet")
         traces = [ev.Trace(np.array([0.9, 0.91]), 0.9, 0.91)] * 4
-        result = ev.evaluate({"x": traces}, ev.ProtocolConfig(
-            budgets=(2,), curve_lengths=(2,), n_resamples=100), accounting={"x": "queries"})
+        result = ev.evaluate(
+            {"x": traces},
+            ev.ProtocolConfig(budgets=(2,), curve_lengths=(2,), n_resamples=100),
+            accounting={"x": "queries"},
+        )
         written = ev.write_report(result, f"{bucket}/report", plots=False)
         assert storage.read_json(written["json"])["searchers"]["x"]["episodes"] == 4

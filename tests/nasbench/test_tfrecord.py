@@ -51,9 +51,11 @@ def test_real_rows_round_trip_including_inception(tmp_path, real_records):
     inception = [r for r in back if r.module_hash == D.INCEPTION_HASH]
     assert len(inception) == 3
     assert [r.metrics.final.validation_accuracy for r in inception] == pytest.approx(
-        [0.93760, 0.93780, 0.93369], abs=1e-5)
+        [0.93760, 0.93780, 0.93369], abs=1e-5
+    )
     assert [r.metrics.final.test_accuracy for r in inception] == pytest.approx(
-        [0.93119, 0.93269, 0.92869], abs=1e-5)
+        [0.93119, 0.93269, 0.92869], abs=1e-5
+    )
     assert inception[0].metrics.trainable_parameters == 2694282
     assert inception[0].adjacency.shape == (7, 7)
     # values the table does not have stay absent (None), never 0.0
@@ -102,7 +104,8 @@ def test_truncated_file_names_file_and_offset(tmp_path, real_records):
     msg = str(err.value)
     assert "truncated" in msg and str(path) in msg and "offset" in msg and "fix:" in msg
     second = len(tfr.frame_record(tfr.encode_record(real_records[0]))) + len(
-        tfr.frame_record(tfr.encode_record(real_records[1])))
+        tfr.frame_record(tfr.encode_record(real_records[1]))
+    )
     assert f"offset {second}" in msg
     path.write_bytes(data[:5])  # cut inside the first header
     with pytest.raises(NasBenchError, match="truncated TFRecord header at byte offset 0"):
@@ -139,8 +142,10 @@ def test_not_a_tfrecord(tmp_path):
         (b'["h", 108, "0101", "input,output", "!!!"]', "not base64"),
         (b'["h", 108, "012", "input,output", ""]', "square 0/1"),
         (b'["h", 108, "0100", "input", ""]', "1 operations"),
-        (b'["h", 108, "0100", "input,output", "' + base64.b64encode(b"\x0a\x05\x01")
-         + b'"]', "ModelMetrics"),
+        (
+            b'["h", 108, "0100", "input,output", "' + base64.b64encode(b"\x0a\x05\x01") + b'"]',
+            "ModelMetrics",
+        ),
     ],
 )
 def test_malformed_records(tmp_path, payload, why):
@@ -151,9 +156,11 @@ def test_malformed_records(tmp_path, payload, why):
 
 
 def test_no_tensorflow_import():
-    code = ("import sys; import rachel.core.nasbench.tfrecord, rachel.core.nasbench.table, "
-            "rachel.core.nasbench.api, rachel.core.nasbench.estimators, "
-            "rachel.core.nasbench.evaluation; assert 'tensorflow' not in sys.modules")
+    code = (
+        "import sys; import rachel.core.nasbench.tfrecord, rachel.core.nasbench.table, "
+        "rachel.core.nasbench.api, rachel.core.nasbench.estimators, "
+        "rachel.core.nasbench.evaluation; assert 'tensorflow' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -52,8 +52,9 @@ def _strict(spec: dict[str, Any], platform: dict[str, Any]) -> pipeline_spec_pb2
 
 @pytest.fixture(scope="module", params=[True, False], ids=["deduped", "raw"])
 def compiled(request: pytest.FixtureRequest) -> dict[str, Any]:
-    spec, platform = _docs(compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES,
-                                            dedupe=request.param))
+    spec, platform = _docs(
+        compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES, dedupe=request.param)
+    )
     proto = _strict(spec, platform)
     root = spec["root"]["dag"]["tasks"]
     by_display = {t["taskInfo"]["name"]: key for key, t in root.items()}
@@ -71,13 +72,19 @@ def _executor(c: dict, task: dict) -> tuple[str, dict]:
 
 def _all_tasks(spec: dict) -> list[dict]:
     """Every task of the pipeline, at the root and inside loops and conditions."""
-    return [t for comp in [spec["root"]] + list(spec["components"].values())
-            for t in comp.get("dag", {}).get("tasks", {}).values()]
+    return [
+        t
+        for comp in [spec["root"]] + list(spec["components"].values())
+        for t in comp.get("dag", {}).get("tasks", {}).values()
+    ]
 
 
 def _train_task(c: dict, it: int) -> dict:
-    loop = c["root"][c["by_display"][f"for-loop-it{it}"]] if f"for-loop-it{it}" in \
-        c["by_display"] else c["root"][f"for-loop-{it + 1}"]
+    loop = (
+        c["root"][c["by_display"][f"for-loop-it{it}"]]
+        if f"for-loop-it{it}" in c["by_display"]
+        else c["root"][f"for-loop-{it + 1}"]
+    )
     (task,) = _component(c, loop)["dag"]["tasks"].values()
     assert task["taskInfo"]["name"] == f"train-it{it}"
     return task
@@ -85,14 +92,16 @@ def _train_task(c: dict, it: int) -> dict:
 
 def test_dag_shape_iterations_by_candidates(compiled: dict) -> None:
     names = set(compiled["by_display"])
-    per_iteration = {f"{step}-it{i}" for i in range(ITERATIONS)
-                     for step in ("generate", "weigh", "update")}
+    per_iteration = {
+        f"{step}-it{i}" for i in range(ITERATIONS) for step in ("generate", "weigh", "update")
+    }
     assert per_iteration <= names
     assert {"split-data", "evaluate-ensemble"} <= names
     loops = [t for t in compiled["root"].values() if "parameterIterator" in t]
     assert len(loops) == ITERATIONS  # one fan-out per unrolled iteration
-    default = json.loads(compiled["spec"]["root"]["inputDefinitions"]["parameters"]
-                         ["config_json"]["defaultValue"])
+    default = json.loads(
+        compiled["spec"]["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"]
+    )
     assert (default["iterations"], default["candidates"]) == (ITERATIONS, CANDIDATES)
 
 
@@ -100,11 +109,16 @@ def test_fan_out_over_generated_candidates_and_fan_in_collected(compiled: dict) 
     root, by = compiled["root"], compiled["by_display"]
     for it in range(ITERATIONS):
         gen = by[f"generate-it{it}"]
-        loop_key, loop = next((k, t) for k, t in root.items() if "parameterIterator" in t
-                              and gen in t.get("dependentTasks", []))
+        loop_key, loop = next(
+            (k, t)
+            for k, t in root.items()
+            if "parameterIterator" in t and gen in t.get("dependentTasks", [])
+        )
         items = loop["parameterIterator"]["items"]["inputParameter"]
         assert loop["inputs"]["parameters"][items]["taskOutputParameter"] == {
-            "outputParameterKey": "Output", "producerTask": gen}
+            "outputParameterKey": "Output",
+            "producerTask": gen,
+        }
         assert loop["iteratorPolicy"]["parallelismLimit"] == Placement().parallelism
         (train,) = _component(compiled, loop)["dag"]["tasks"].values()
         assert train["taskInfo"]["name"] == f"train-it{it}"
@@ -120,24 +134,33 @@ def test_iterations_are_chained(compiled: dict) -> None:
     for it in range(ITERATIONS):
         gen, weigh, update = (root[by[f"{s}-it{it}"]] for s in ("generate", "weigh", "update"))
         update_in = update["inputs"]["artifacts"]
-        assert update_in["controller_in"]["taskOutputArtifact"]["producerTask"] == \
-            by[f"generate-it{it}"]
+        assert (
+            update_in["controller_in"]["taskOutputArtifact"]["producerTask"]
+            == by[f"generate-it{it}"]
+        )
         assert update_in["ensemble"]["taskOutputArtifact"]["producerTask"] == by[f"weigh-it{it}"]
         if it == 0:
             assert "controller_in" not in gen["inputs"].get("artifacts", {})
             assert "ensemble_in" not in weigh["inputs"]["artifacts"]
         else:
             arts = gen["inputs"]["artifacts"]
-            assert arts["controller_in"]["taskOutputArtifact"]["producerTask"] == \
-                by[f"update-it{it - 1}"]
-            assert arts["ensemble_in"]["taskOutputArtifact"]["producerTask"] == \
-                by[f"weigh-it{it - 1}"]
-            assert weigh["inputs"]["artifacts"]["ensemble_in"]["taskOutputArtifact"][
-                "producerTask"] == by[f"weigh-it{it - 1}"]
+            assert (
+                arts["controller_in"]["taskOutputArtifact"]["producerTask"]
+                == by[f"update-it{it - 1}"]
+            )
+            assert (
+                arts["ensemble_in"]["taskOutputArtifact"]["producerTask"] == by[f"weigh-it{it - 1}"]
+            )
+            assert (
+                weigh["inputs"]["artifacts"]["ensemble_in"]["taskOutputArtifact"]["producerTask"]
+                == by[f"weigh-it{it - 1}"]
+            )
             assert "activations_before" not in weigh["inputs"]["parameters"]  # in the state
     final = root[by["evaluate-ensemble"]]
-    assert final["inputs"]["artifacts"]["ensemble"]["taskOutputArtifact"]["producerTask"] == \
-        by[f"weigh-it{ITERATIONS - 1}"]
+    assert (
+        final["inputs"]["artifacts"]["ensemble"]["taskOutputArtifact"]["producerTask"]
+        == by[f"weigh-it{ITERATIONS - 1}"]
+    )
 
 
 def test_gpu_placement_only_on_training(compiled: dict) -> None:
@@ -153,13 +176,18 @@ def test_gpu_placement_only_on_training(compiled: dict) -> None:
         assert container["resources"]["resourceMemoryRequest"] == placement.train_memory_request
         assert container["image"] == GPU_IMAGE
         assert k8s[label]["nodeSelector"]["labels"] == {
-            "cloud.google.com/gke-accelerator": "nvidia-l4"}
+            "cloud.google.com/gke-accelerator": "nvidia-l4"
+        }
         assert k8s[label]["tolerations"] == [
-            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
     assert set(k8s) == train_labels
     for task in _all_tasks(compiled["spec"]):
-        if "parameterIterator" in task or "dag" in _component(compiled, task) or \
-                task["taskInfo"]["name"].startswith("train-it"):
+        if (
+            "parameterIterator" in task
+            or "dag" in _component(compiled, task)
+            or task["taskInfo"]["name"].startswith("train-it")
+        ):
             continue
         _, container = _executor(compiled, task)
         assert "accelerator" not in container["resources"]
@@ -171,13 +199,17 @@ def test_gpu_placement_only_on_training(compiled: dict) -> None:
 def test_retry_with_backoff_on_training_only(compiled: dict) -> None:
     for it in range(ITERATIONS):
         assert _train_task(compiled, it)["retryPolicy"] == {
-            "maxRetryCount": 3, "backoffDuration": "60s", "backoffFactor": 2.0,
-            "backoffMaxDuration": "3600s"}
+            "maxRetryCount": 3,
+            "backoffDuration": "60s",
+            "backoffFactor": 2.0,
+            "backoffMaxDuration": "3600s",
+        }
     assert not any("retryPolicy" in t for t in compiled["root"].values())
 
 
 def test_a_retried_training_finds_its_epoch_checkpoints_under_the_pipeline_root(
-        compiled: dict) -> None:
+    compiled: dict,
+) -> None:
     for it in range(ITERATIONS):
         inputs = _train_task(compiled, it)["inputs"]["parameters"]
         assert inputs["checkpoint_root"]["runtimeValue"]["constant"] == "{{$.pipeline_root}}"
@@ -186,8 +218,13 @@ def test_a_retried_training_finds_its_epoch_checkpoints_under_the_pipeline_root(
 def test_caching_on_for_deterministic_steps_only(compiled: dict) -> None:
     steps = {"split-data": "split_data", "evaluate-ensemble": "evaluate_ensemble"}
     for it in range(ITERATIONS):
-        steps.update({f"generate-it{it}": "generate_candidates", f"weigh-it{it}": "weigh_ensemble",
-                      f"update-it{it}": "update_controller"})
+        steps.update(
+            {
+                f"generate-it{it}": "generate_candidates",
+                f"weigh-it{it}": "weigh_ensemble",
+                f"update-it{it}": "update_controller",
+            }
+        )
         assert _train_task(compiled, it)["cachingOptions"] == {"enableCache": True}
     for display, step in steps.items():
         task = compiled["root"][compiled["by_display"][display]]
@@ -199,8 +236,11 @@ def test_dedupe_shares_one_executor_per_step() -> None:
     data = compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES)
     spec, platform = _docs(data)
     assert len(spec["deploymentSpec"]["executors"]) == 7  # 6 search steps + promote-champion
-    refs = [t["componentRef"]["name"] for c in [spec["root"]] + list(spec["components"].values())
-            for t in c.get("dag", {}).get("tasks", {}).values()]
+    refs = [
+        t["componentRef"]["name"]
+        for c in [spec["root"]] + list(spec["components"].values())
+        for t in c.get("dag", {}).get("tasks", {}).values()
+    ]
     assert set(refs) <= set(spec["components"])  # every reference resolves
     assert len(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]) == 1
     raw = compile_to_bytes(iterations=ITERATIONS, candidates=CANDIDATES, dedupe=False)
@@ -222,14 +262,18 @@ def test_placement_is_a_setting() -> None:
     spec, platform = _docs(compile_to_bytes(iterations=1, candidates=2, placement=custom))
     (cfg,) = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()
     assert cfg["nodeSelector"]["labels"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
-    train = next(e for e in spec["deploymentSpec"]["executors"].values()
-                 if "accelerator" in e["container"]["resources"])
+    train = next(
+        e
+        for e in spec["deploymentSpec"]["executors"].values()
+        if "accelerator" in e["container"]["resources"]
+    )
     assert train["container"]["resources"]["accelerator"]["resourceCount"] == "2"
 
 
 def test_early_stop_nests_conditions_with_an_evaluation_per_exit() -> None:
-    spec, platform = _docs(compile_to_bytes(iterations=3, candidates=2,
-                                            early_stop=EarlyStop(2, 0.9)))
+    spec, platform = _docs(
+        compile_to_bytes(iterations=3, candidates=2, early_stop=EarlyStop(2, 0.9))
+    )
     _strict(spec, platform)
     evaluations, promotions, conditions = 0, 0, 0
     for task in _all_tasks(spec):
@@ -239,13 +283,21 @@ def test_early_stop_nests_conditions_with_an_evaluation_per_exit() -> None:
     assert evaluations == 3  # stop after it0, stop after it1, or run all 3
     assert promotions == 3  # each evaluation is followed by its promotion gate
     assert conditions == 4 + 3  # an If and an Else after it0 and it1; an If per promotion
-    weigh = [t for c in spec["components"].values() for t in c.get("dag", {}).get("tasks", {})
-             .values() if t["taskInfo"]["name"].startswith("weigh-it")]
-    weigh += [t for t in spec["root"]["dag"]["tasks"].values()
-              if t["taskInfo"]["name"].startswith("weigh-it")]
+    weigh = [
+        t
+        for c in spec["components"].values()
+        for t in c.get("dag", {}).get("tasks", {}).values()
+        if t["taskInfo"]["name"].startswith("weigh-it")
+    ]
+    weigh += [
+        t
+        for t in spec["root"]["dag"]["tasks"].values()
+        if t["taskInfo"]["name"].startswith("weigh-it")
+    ]
     assert weigh
-    default = json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"][
-        "defaultValue"])
+    default = json.loads(
+        spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"]
+    )
     assert default["target_accuracy"] == 0.9  # the weigh steps read the rule from the config
 
 
@@ -254,8 +306,13 @@ def _inlined(spec: dict[str, Any], platform: dict[str, Any] | None) -> dict[str,
     each task runs (container, Kubernetes config, inputs, DAG wiring), independent of how the
     IR shares component specs and executors between tasks."""
     executors = spec["deploymentSpec"]["executors"]
-    k8s = (platform or {}).get("platforms", {}).get("kubernetes", {}) \
-        .get("deploymentSpec", {}).get("executors", {})
+    k8s = (
+        (platform or {})
+        .get("platforms", {})
+        .get("kubernetes", {})
+        .get("deploymentSpec", {})
+        .get("executors", {})
+    )
 
     def component(name: str) -> dict[str, Any]:
         comp = copy.deepcopy(spec["components"][name])
@@ -276,17 +333,20 @@ def _inlined(spec: dict[str, Any], platform: dict[str, Any] | None) -> dict[str,
     return root
 
 
-@pytest.mark.parametrize("early_stop", [None, EarlyStop(target_accuracy=0.9)], ids=["plain",
-                                                                                    "early-stop"])
+@pytest.mark.parametrize(
+    "early_stop", [None, EarlyStop(target_accuracy=0.9)], ids=["plain", "early-stop"]
+)
 def test_the_shipped_ir_runs_exactly_what_the_local_run_executes(early_stop: Any) -> None:
     """``rachel compile`` ships the deduplicated IR; ``rachel run`` executes the IR without
     sharing (kfp.local names task folders after components: shared ones would collide).  Task
     for task, both run the same containers with the same Kubernetes config and wiring."""
     shipped = _docs(compile_to_bytes(iterations=3, candidates=2, early_stop=early_stop))
-    executed = _docs(compile_to_bytes(iterations=3, candidates=2, early_stop=early_stop,
-                                      dedupe=False))
-    assert len(shipped[0]["deploymentSpec"]["executors"]) < \
-        len(executed[0]["deploymentSpec"]["executors"])  # it does share
+    executed = _docs(
+        compile_to_bytes(iterations=3, candidates=2, early_stop=early_stop, dedupe=False)
+    )
+    assert len(shipped[0]["deploymentSpec"]["executors"]) < len(
+        executed[0]["deploymentSpec"]["executors"]
+    )  # it does share
     assert _inlined(*shipped) == _inlined(*executed)
 
 
@@ -301,8 +361,7 @@ def test_every_platform_executor_exists_and_training_keeps_its_placement(compile
 
 
 @pytest.mark.parametrize("iterations", [10, 50])
-def test_compiled_size_stays_below_the_argo_estimate(iterations: int,
-                                                      record_property: Any) -> None:
+def test_compiled_size_stays_below_the_argo_estimate(iterations: int, record_property: Any) -> None:
     size = len(compile_to_bytes(iterations=iterations, candidates=4))
     record_property(f"ir_bytes_{iterations}x4", size)
     print(f"{iterations}x4 IR: {size:,} bytes")
@@ -322,8 +381,14 @@ def test_bad_iterations_rejected_before_compiling(bad: Any) -> None:
 
 
 def _fresh_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_compiling_never_imports_tensorflow(tmp_path: Path) -> None:
@@ -353,14 +418,25 @@ def test_images_are_a_compile_parameter() -> None:
     a = compile_to_bytes(iterations=1, candidates=2, images=Images("registry.example/a", "v1"))
     b = compile_to_bytes(iterations=1, candidates=2, images=Images("registry.example/b", "sha9"))
     assert _images_in(a) == ["registry.example/a/rachel-cpu:v1", "registry.example/a/rachel-gpu:v1"]
-    assert _images_in(b) == ["registry.example/b/rachel-cpu:sha9",
-                             "registry.example/b/rachel-gpu:sha9"]
+    assert _images_in(b) == [
+        "registry.example/b/rachel-cpu:sha9",
+        "registry.example/b/rachel-gpu:sha9",
+    ]
     spec = next(yaml.safe_load_all(b))
-    train = _train_task({"spec": spec, "root": spec["root"]["dag"]["tasks"], "by_display": {
-        t["taskInfo"]["name"]: k for k, t in spec["root"]["dag"]["tasks"].items()}}, 0)
+    train = _train_task(
+        {
+            "spec": spec,
+            "root": spec["root"]["dag"]["tasks"],
+            "by_display": {
+                t["taskInfo"]["name"]: k for k, t in spec["root"]["dag"]["tasks"].items()
+            },
+        },
+        0,
+    )
     label = spec["components"][train["componentRef"]["name"]]["executorLabel"]
     assert spec["deploymentSpec"]["executors"][label]["container"]["image"].endswith(
-        "rachel-gpu:sha9")  # training on the GPU image, the rest on the CPU image
+        "rachel-gpu:sha9"
+    )  # training on the GPU image, the rest on the CPU image
     with pytest.raises(ConfigError, match="not a pinned image tag"):
         Images("registry.example/a", "latest")
 
@@ -373,8 +449,9 @@ def test_image_registry_and_tag_default_to_the_environment() -> None:
         "print(sorted({e['container']['image'] for e in "
         "spec['deploymentSpec']['executors'].values()}))\n"
     )
-    done = _fresh_python(code, RACHEL_IMAGE_REGISTRY="registry.example/team",
-                         RACHEL_IMAGE_TAG="abc123")
+    done = _fresh_python(
+        code, RACHEL_IMAGE_REGISTRY="registry.example/team", RACHEL_IMAGE_TAG="abc123"
+    )
     assert done.returncode == 0, done.stderr
     expected = [f"registry.example/team/rachel-{kind}:abc123" for kind in ("cpu", "gpu")]
     assert str(expected) in done.stdout
@@ -384,8 +461,9 @@ def test_image_registry_and_tag_default_to_the_environment() -> None:
 
 def test_oversized_ir_is_refused_with_a_fix() -> None:
     with pytest.raises(ConfigError, match="over the 10,000-byte budget") as err:
-        compile_to_bytes(iterations=2, candidates=2, max_bytes=10_000,
-                         early_stop=EarlyStop(target_accuracy=0.9))
+        compile_to_bytes(
+            iterations=2, candidates=2, max_bytes=10_000, early_stop=EarlyStop(target_accuracy=0.9)
+        )
     assert "early stop" in str(err.value)
 
 
@@ -408,33 +486,43 @@ def test_a_time_budget_compiles_the_planner_stop_conditions() -> None:
 def test_promotion_runs_after_evaluation_only_with_a_registry(compiled: dict) -> None:
     spec, root, by = compiled["spec"], compiled["root"], compiled["by_display"]
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert params["registry"]["defaultValue"] == "" and \
-        params["registry"]["parameterType"] == "STRING"
-    assert params["promotion_margin"]["defaultValue"] == 0.0 and \
-        params["promotion_margin"]["parameterType"] == "NUMBER_DOUBLE"
+    assert (
+        params["registry"]["defaultValue"] == "" and params["registry"]["parameterType"] == "STRING"
+    )
+    assert (
+        params["promotion_margin"]["defaultValue"] == 0.0
+        and params["promotion_margin"]["parameterType"] == "NUMBER_DOUBLE"
+    )
     assert "promote-champion" not in by  # never unconditional at the root
     (gate,) = [t for t in root.values() if "condition" in t.get("triggerPolicy", {})]
-    assert gate["triggerPolicy"]["condition"] == \
-        "inputs.parameter_values['pipelinechannel--registry'] != ''"
+    assert (
+        gate["triggerPolicy"]["condition"]
+        == "inputs.parameter_values['pipelinechannel--registry'] != ''"
+    )
     assert gate["inputs"]["parameters"]["pipelinechannel--registry"] == {
-        "componentInputParameter": "registry"}
+        "componentInputParameter": "registry"
+    }
     (promote,) = _component(compiled, gate)["dag"]["tasks"].values()
     assert promote["taskInfo"]["name"] == "promote-champion"
     assert promote["cachingOptions"].get("enableCache", False) is False
     assert CACHING["promote_champion"] is False  # its outcome depends on the registry
     # inside the condition, inputs come through the condition task's own inputs
     arts = {k: v["componentInputArtifact"] for k, v in promote["inputs"]["artifacts"].items()}
-    producers = {k: gate["inputs"]["artifacts"][v]["taskOutputArtifact"]
-                 for k, v in arts.items()}
-    assert producers["model"] == {"outputArtifactKey": "model",
-                                  "producerTask": by["evaluate-ensemble"]}
-    assert producers["controller"] == {"outputArtifactKey": "controller_out",
-                                       "producerTask": by[f"update-it{ITERATIONS - 1}"]}
+    producers = {k: gate["inputs"]["artifacts"][v]["taskOutputArtifact"] for k, v in arts.items()}
+    assert producers["model"] == {
+        "outputArtifactKey": "model",
+        "producerTask": by["evaluate-ensemble"],
+    }
+    assert producers["controller"] == {
+        "outputArtifactKey": "controller_out",
+        "producerTask": by[f"update-it{ITERATIONS - 1}"],
+    }
     assert producers["splits"]["producerTask"] == by["split-data"]
     assert by["evaluate-ensemble"] in gate["dependentTasks"]
     parameters = promote["inputs"]["parameters"]
     assert parameters["registry"] == {"componentInputParameter": "pipelinechannel--registry"}
     assert parameters["promotion_margin"] == {
-        "componentInputParameter": "pipelinechannel--promotion_margin"}
+        "componentInputParameter": "pipelinechannel--promotion_margin"
+    }
     _, container = _executor(compiled, promote)
     assert container["image"] == CPU_IMAGE and "accelerator" not in container["resources"]

@@ -12,9 +12,30 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["--train-size", "1500", "--val-size", "200", "--test-size", "300", "--epochs", "3",
-        "--max-width", "32", "--max-new-layers", "1", "--iterations", "2", "--candidates", "2",
-        "--set", "ensemble_epochs=2", "--set", "final_ensemble_epochs=5", "--time-budget", "0"]
+TINY = [
+    "--train-size",
+    "1500",
+    "--val-size",
+    "200",
+    "--test-size",
+    "300",
+    "--epochs",
+    "3",
+    "--max-width",
+    "32",
+    "--max-new-layers",
+    "1",
+    "--iterations",
+    "2",
+    "--candidates",
+    "2",
+    "--set",
+    "ensemble_epochs=2",
+    "--set",
+    "final_ensemble_epochs=5",
+    "--time-budget",
+    "0",
+]
 
 
 @pytest.mark.e2e
@@ -26,15 +47,21 @@ def test_rachel_run_trains_and_exports_a_loadable_model(
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "rachel.cli", "run", "--output", str(output), *TINY],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
     )
     seconds = time.perf_counter() - started
     print(f"rachel run (kfp.local, 2x2 tiny budget): {seconds:.1f}s")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    lines = {line.split(":", 1)[0]: line.split(":", 1)[1].split()[0]
-             for line in done.stdout.splitlines()
-             if line.startswith(("model:", "metrics:", "run:"))}
+    lines = {
+        line.split(":", 1)[0]: line.split(":", 1)[1].split()[0]
+        for line in done.stdout.splitlines()
+        if line.startswith(("model:", "metrics:", "run:"))
+    }
     model_file, metrics_file, run_dir = (Path(lines[k]) for k in ("model", "metrics", "run"))
     assert model_file.is_file() and metrics_file.is_file()
     assert run_dir.parent == output.resolve() and (run_dir / "pipeline.yaml").is_file()
@@ -43,7 +70,11 @@ def test_rachel_run_trains_and_exports_a_loadable_model(
     trained = sorted(run_dir.glob("for-loop-*/train-candidate*/model/metrics.json"))
     assert len(trained) == 4
     assert sorted(json.loads(p.read_text())["candidate_id"] for p in trained) == [
-        "it000-c00", "it000-c01", "it001-c00", "it001-c01"]
+        "it000-c00",
+        "it000-c01",
+        "it001-c00",
+        "it001-c01",
+    ]
 
     # each iteration keeps its own ensemble and controller folders (none overwritten)
     ensembles = sorted(run_dir.glob("weigh-ensemble*/ensemble_out/ensemble.json"))
@@ -65,6 +96,7 @@ def test_rachel_run_trains_and_exports_a_loadable_model(
         "assert not any(k.startswith('rachel') for k in sys.modules)\n"
         "print('LOADED')\n"
     )
-    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300)
+    loaded = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert loaded.returncode == 0 and "LOADED" in loaded.stdout, loaded.stderr[-2000:]

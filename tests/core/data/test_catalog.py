@@ -11,8 +11,13 @@ import pytest
 from rachel.core.data import CATALOG, catalog, dataset_names, formats, load_dataset
 from rachel.core.errors import DataError
 
-PAIRS = ["cifar10_cat_dog", "cifar10_deer_truck", "cifar10_deer_horse",
-         "cifar10_automobile_truck", "cifar10_dog_horse"]
+PAIRS = [
+    "cifar10_cat_dog",
+    "cifar10_deer_truck",
+    "cifar10_deer_horse",
+    "cifar10_automobile_truck",
+    "cifar10_dog_horse",
+]
 
 
 def test_names_and_augmentation_kinds():
@@ -50,8 +55,9 @@ def test_fashion_stratified(fashion):
 
 
 def test_fashion_val_and_train_partition_the_official_train(fashion, fashion_dir):
-    x, _ = formats.read_idx_pair(fashion_dir / "train-images-idx3-ubyte.gz",
-                                 fashion_dir / "train-labels-idx1-ubyte.gz")
+    x, _ = formats.read_idx_pair(
+        fashion_dir / "train-images-idx3-ubyte.gz", fashion_dir / "train-labels-idx1-ubyte.gz"
+    )
     both = np.concatenate([fashion.x_train, fashion.x_val])[..., 0].reshape(60_000, -1)
     key = lambda a: np.sort(a.view(f"V{a.shape[1]}").ravel())  # noqa: E731
     assert (key(both) == key(x.reshape(60_000, -1))).all()
@@ -67,8 +73,9 @@ def test_fashion_deterministic_by_seed(fashion, fashion_dir):
 
 
 def test_fashion_subsample_keeps_every_class(fashion, fashion_dir):
-    s = load_dataset("fashion_mnist", data_dir=fashion_dir, train_size=200, val_size=50,
-                     test_size=100)
+    s = load_dataset(
+        "fashion_mnist", data_dir=fashion_dir, train_size=200, val_size=50, test_size=100
+    )
     assert s.sizes == {"train": 200, "val": 50, "test": 100}
     assert s.class_counts("train").tolist() == [20] * 10
     assert (s.class_counts("val") == 5).all() and (s.class_counts("test") == 10).all()
@@ -145,8 +152,13 @@ def test_mnist_from_keras_npz(tmp_path, monkeypatch):
     y = np.arange(120) % 10
     x = rng.integers(0, 256, (120, 28, 28), dtype=np.uint8)
     (tmp_path / "kh" / "datasets").mkdir(parents=True)
-    np.savez(tmp_path / "kh" / "datasets" / "mnist.npz", x_train=x, y_train=y, x_test=x[:20],
-             y_test=y[:20])
+    np.savez(
+        tmp_path / "kh" / "datasets" / "mnist.npz",
+        x_train=x,
+        y_train=y,
+        x_test=x[:20],
+        y_test=y[:20],
+    )
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
     s = load_dataset("mnist")
     assert s.sizes == {"train": 110, "val": 10, "test": 20}
@@ -184,8 +196,9 @@ def test_cifar10_from_archive_in_keras3_cache(cifar_dir, tmp_path, monkeypatch, 
     root, _ = cifar_dir
     datasets = tmp_path / "kh" / "datasets"
     datasets.mkdir(parents=True)
-    make.write_cifar_archive(root / "cifar-10-batches-py",
-                             datasets / "cifar-10-batches-py-target_archive")
+    make.write_cifar_archive(
+        root / "cifar-10-batches-py", datasets / "cifar-10-batches-py-target_archive"
+    )
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
     s = load_dataset("cifar10")
     assert s.sizes["test"] == 40
@@ -195,8 +208,9 @@ def test_cifar10_from_archive_in_keras3_cache(cifar_dir, tmp_path, monkeypatch, 
 def test_cifar10_archive_as_data_dir(cifar_dir, tmp_path, make):
     root, _ = cifar_dir
     make.write_cifar_archive(root / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz")
-    assert load_dataset("cifar10", data_dir=tmp_path / "cifar-10-python.tar.gz").sizes[
-        "train"] == 180
+    assert (
+        load_dataset("cifar10", data_dir=tmp_path / "cifar-10-python.tar.gz").sizes["train"] == 180
+    )
 
 
 @pytest.mark.parametrize("name", PAIRS)

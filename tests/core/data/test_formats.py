@@ -122,8 +122,10 @@ def test_svhn_mat_layout_and_ten_means_zero(tmp_path, make):
 def test_svhn_mat_wrong_layout(tmp_path):
     import scipy.io
 
-    scipy.io.savemat(tmp_path / "t.mat", {"X": np.zeros((4, 32, 32, 3), np.uint8),
-                                          "y": np.ones((4, 1), np.uint8)})
+    scipy.io.savemat(
+        tmp_path / "t.mat",
+        {"X": np.zeros((4, 32, 32, 3), np.uint8), "y": np.ones((4, 1), np.uint8)},
+    )
     with pytest.raises(DataError, match=r"expected H×W×3×N"):
         formats.read_svhn_mat(tmp_path / "t.mat")
 
@@ -146,8 +148,9 @@ def test_user_npz_with_val(tmp_path, make):
     x, y = make.digit_like(6)
     xt, yt = make.digit_like(2, seed=1)
     xv, yv = make.digit_like(2, seed=2)
-    uri = _save_npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=xt, y_test=yt,
-                    x_val=xv, y_val=yv)
+    uri = _save_npz(
+        tmp_path / "d.npz", x_train=x, y_train=y, x_test=xt, y_test=yt, x_val=xv, y_val=yv
+    )
     s = load_dataset(uri)
     assert s.sizes == {"train": 18, "val": 6, "test": 6}
     assert s.input_shape == (8, 8, 1) and s.num_classes == 3 and s.name == "d"
@@ -171,8 +174,9 @@ def test_user_npz_float_unit_range_is_scaled_consistently(tmp_path, make):
     xt, yt = make.digit_like(2, seed=1)
     xf = x.astype(np.float32) / 255.0
     xtf = (xt.astype(np.float32) / 255.0) * 0.5  # test max < 1: must still be ×255, not ×1
-    uri = _save_npz(tmp_path / "f.npz", x_train=xf, y_train=y.astype(np.float64),
-                    x_test=xtf, y_test=yt)
+    uri = _save_npz(
+        tmp_path / "f.npz", x_train=xf, y_train=y.astype(np.float64), x_test=xtf, y_test=yt
+    )
     s = load_dataset(uri, min_per_class=1)
     assert s.x_train.dtype == np.uint8 and s.y_train.dtype == np.int64
     # the test split keeps the file's order; ×255 then rounding is within half a level
@@ -182,16 +186,22 @@ def test_user_npz_float_unit_range_is_scaled_consistently(tmp_path, make):
 
 def test_user_npz_float_0_255_kept(tmp_path, make):
     x, y = make.digit_like(5)
-    uri = _save_npz(tmp_path / "f.npz", x_train=x.astype(np.float64), y_train=y,
-                    x_test=x.astype(np.float64), y_test=y)
+    uri = _save_npz(
+        tmp_path / "f.npz",
+        x_train=x.astype(np.float64),
+        y_train=y,
+        x_test=x.astype(np.float64),
+        y_test=y,
+    )
     s = load_dataset(uri, min_per_class=1)
     np.testing.assert_array_equal(np.sort(s.x_test.ravel()), np.sort(x.ravel()))
 
 
 def test_user_npz_one_hot_and_column_labels(tmp_path, make):
     x, y = make.digit_like(5)
-    uri = _save_npz(tmp_path / "o.npz", x_train=x, y_train=np.eye(3)[y], x_test=x,
-                    y_test=y.reshape(-1, 1))
+    uri = _save_npz(
+        tmp_path / "o.npz", x_train=x, y_train=np.eye(3)[y], x_test=x, y_test=y.reshape(-1, 1)
+    )
     s = load_dataset(uri, min_per_class=1)
     assert s.y_test.ndim == 1 and sorted(set(s.y_train.tolist())) == [0, 1, 2]
 
@@ -243,8 +253,9 @@ def _parquet(path, **columns):
 def test_parquet_png_bytes_with_split_column(tmp_path, make):
     x, y = make.digit_like(6)
     split = (["train"] * 4 + ["validation", "test"]) * 3  # per class: 4 / 1 / 1
-    uri = _parquet(tmp_path / "p.parquet", image=[make.png_bytes(i) for i in x],
-                   label=y.tolist(), split=split)
+    uri = _parquet(
+        tmp_path / "p.parquet", image=[make.png_bytes(i) for i in x], label=y.tolist(), split=split
+    )
     s = load_dataset(uri, min_per_class=1)
     assert s.sizes == {"train": 12, "val": 3, "test": 3}
     assert s.input_shape == (8, 8, 1)
@@ -290,8 +301,9 @@ def test_parquet_missing_column(tmp_path, make):
 
 
 def test_parquet_ragged_nested_lists(tmp_path):
-    uri = _parquet(tmp_path / "r.parquet", image=[[[1, 2], [3, 4]], [[1, 2, 3], [4, 5, 6]]],
-                   label=[0, 1])
+    uri = _parquet(
+        tmp_path / "r.parquet", image=[[[1, 2], [3, 4]], [[1, 2, 3], [4, 5, 6]]], label=[0, 1]
+    )
     with pytest.raises(DataError, match="ragged"):
         load_dataset(uri)
 
@@ -308,16 +320,21 @@ def test_parquet_undecodable_bytes(tmp_path, make):
 def test_parquet_images_of_different_sizes(tmp_path, make):
     a, _ = make.digit_like(1, classes=1, shape=(8, 8))
     b, _ = make.digit_like(1, classes=1, shape=(9, 8))
-    uri = _parquet(tmp_path / "s.parquet", image=[make.png_bytes(a[0]), make.png_bytes(b[0])],
-                   label=[0, 1])
+    uri = _parquet(
+        tmp_path / "s.parquet", image=[make.png_bytes(a[0]), make.png_bytes(b[0])], label=[0, 1]
+    )
     with pytest.raises(DataError, match="resize"):
         load_dataset(uri)
 
 
 def test_parquet_unknown_split_value(tmp_path, make):
     x, y = make.digit_like(2)
-    uri = _parquet(tmp_path / "u.parquet", image=[i.tolist() for i in x], label=y.tolist(),
-                   split=["train", "holdout"] * 3)
+    uri = _parquet(
+        tmp_path / "u.parquet",
+        image=[i.tolist() for i in x],
+        label=y.tolist(),
+        split=["train", "holdout"] * 3,
+    )
     with pytest.raises(DataError, match="'holdout'"):
         load_dataset(uri)
 

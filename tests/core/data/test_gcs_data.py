@@ -14,8 +14,21 @@ def test_artifact_round_trip_on_gcs(gcs_bucket):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(2), 10).astype(np.int64)
     x = rng.integers(0, 256, (20, 5, 5, 3), dtype=np.uint8)
-    s = DatasetSplits(x, y, x, y, x, y, name="t", num_classes=2, class_names=("a", "b"),
-                      input_shape=(5, 5, 3), augmentation="natural", seed=3, source="mem")
+    s = DatasetSplits(
+        x,
+        y,
+        x,
+        y,
+        x,
+        y,
+        name="t",
+        num_classes=2,
+        class_names=("a", "b"),
+        input_shape=(5, 5, 3),
+        augmentation="natural",
+        seed=3,
+        source="mem",
+    )
     uri = f"{gcs_bucket}/runs/1/splits.npz"
     s.save(uri)
     back = DatasetSplits.load(uri)

@@ -23,10 +23,21 @@ def _splits(n_per_class=(10, 20, 30), seed=0, **overrides) -> DatasetSplits:
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(len(n_per_class)), n_per_class).astype(np.int64)
     x = rng.integers(0, 256, (len(y), 4, 4, 1), dtype=np.uint8)
-    kw = dict(x_train=x, y_train=y, x_val=x.copy(), y_val=y.copy(), x_test=x.copy(),
-              y_test=y.copy(), name="toy", num_classes=len(n_per_class),
-              class_names=tuple("abc"[: len(n_per_class)]), input_shape=(4, 4, 1),
-              augmentation="none", seed=seed, source="memory")
+    kw = dict(
+        x_train=x,
+        y_train=y,
+        x_val=x.copy(),
+        y_val=y.copy(),
+        x_test=x.copy(),
+        y_test=y.copy(),
+        name="toy",
+        num_classes=len(n_per_class),
+        class_names=tuple("abc"[: len(n_per_class)]),
+        input_shape=(4, 4, 1),
+        augmentation="none",
+        seed=seed,
+        source="memory",
+    )
     kw.update(overrides)
     return DatasetSplits(**kw)
 
@@ -189,17 +200,28 @@ def test_artifact_is_a_zip_without_pickles(tmp_path):
     _splits().save(tmp_path / "s.npz")
     with zipfile.ZipFile(tmp_path / "s.npz") as z:
         assert sorted(z.namelist()) == sorted(
-            ["__meta__.npy", "x_train.npy", "y_train.npy", "x_val.npy", "y_val.npy",
-             "x_test.npy", "y_test.npy"])
+            [
+                "__meta__.npy",
+                "x_train.npy",
+                "y_train.npy",
+                "x_val.npy",
+                "y_val.npy",
+                "x_test.npy",
+                "y_test.npy",
+            ]
+        )
 
 
 # ------------------------------------------------------------------ no TensorFlow
 
 
 def test_importing_the_data_layer_does_not_import_tensorflow():
-    code = ("import sys, rachel.core.data, rachel.core.data.formats, rachel.core.data.catalog, "
-            "rachel.core.data.splits, rachel.core.data.validation; "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    code = (
+        "import sys, rachel.core.data, rachel.core.data.formats, rachel.core.data.catalog, "
+        "rachel.core.data.splits, rachel.core.data.validation; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.split() == ["False", "False"]

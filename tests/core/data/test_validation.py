@@ -11,9 +11,14 @@ from rachel.core.errors import DataError
 
 def _npz(tmp_path, x_train, y_train, x_test=None, y_test=None, **extra):
     path = tmp_path / "d.npz"
-    np.savez(path, x_train=x_train, y_train=y_train,
-             x_test=x_train if x_test is None else x_test,
-             y_test=y_train if y_test is None else y_test, **extra)
+    np.savez(
+        path,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_train if x_test is None else x_test,
+        y_test=y_train if y_test is None else y_test,
+        **extra,
+    )
     return str(path)
 
 
@@ -33,8 +38,10 @@ def _good(n_per_class=10, classes=3, shape=(8, 8)):
         (np.full((30, 8, 8), "a"), "non-numeric dtype <U1"),
         (np.zeros((30, 8, 8), bool), "non-numeric dtype bool"),
         (np.zeros((30, 8, 8), np.complex64), "non-numeric dtype complex64"),
-        (np.where(np.arange(30 * 64).reshape(30, 8, 8) == 70, np.nan, 0.5),
-         r"1 NaN/inf .*example 1"),
+        (
+            np.where(np.arange(30 * 64).reshape(30, 8, 8) == 70, np.nan, 0.5),
+            r"1 NaN/inf .*example 1",
+        ),
         (np.full((30, 8, 8), np.inf), "NaN/inf"),
         (np.full((30, 8, 8), -1.5), "outside \\[0, 1\\] and \\[0, 255\\]"),
         (np.full((30, 8, 8), 300, np.int32), "integer values in \\[300, 300\\], outside 0..255"),
