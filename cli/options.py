@@ -92,7 +92,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
                 f"--set {item!r} is not KEY=VALUE", "write e.g. --set ensemble_epochs=20"
             )
         overrides[key.strip()] = _parse_value(value)
-    no_budget = overrides.get("time_budget_seconds") == 0  # --time-budget 0: no budget
+    budget = overrides.get("time_budget_seconds")
+    no_budget = not isinstance(budget, bool) and budget == 0  # --time-budget 0: no budget
     if no_budget:
         del overrides["time_budget_seconds"]
     config = budget_config(args.budget, **overrides)

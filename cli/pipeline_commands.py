@@ -48,13 +48,25 @@ def _add_registry_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _registry_params(args: argparse.Namespace) -> dict[str, Any]:
-    """The pipeline's registry parameters, when a registry is given (else its defaults)."""
+def _registry_params(args: argparse.Namespace, *, cluster: bool = False) -> dict[str, Any]:
+    """The pipeline's registry parameters, when a registry is given (else its defaults).
+
+    On a cluster (``submit``, ``schedule``) the registry must be ``gs://``: a local path
+    would be the promote task's own ephemeral disk."""
+    from rachel.core import storage
+    from rachel.core.errors import ConfigError
     from rachel.core.registry import check_margin
 
     check_margin(args.promotion_margin)
     if not args.registry:
+        if args.promotion_margin:
+            raise ConfigError("--promotion-margin needs --registry", "pass --registry URI")
         return {}
+    if cluster and not storage.is_gcs(args.registry):
+        raise ConfigError(
+            f"--registry {args.registry!r} is not a gs:// URI",
+            "a cluster run needs a bucket: write it as gs://BUCKET/PREFIX",
+        )
     return {"registry": args.registry, "promotion_margin": float(args.promotion_margin)}
 
 
@@ -403,6 +415,7 @@ def _package_name(package: str) -> str:
 def submit_command(args: argparse.Namespace) -> int:
     from rachel.core.errors import PipelineRunError
 
+    params = _registry_params(args, cluster=True)  # before anything is contacted
     client, pipeline_id, version_id, experiment_id = _prepare(args)
     job = args.run_name or f"rachel-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     with _kfp_errors(args.host):
@@ -413,7 +426,7 @@ def submit_command(args: argparse.Namespace) -> int:
             version_id=version_id,
             pipeline_root=args.pipeline_root,
             service_account=args.service_account,
-            params=_registry_params(args) or None,
+            params=params or None,
         )
     print(f"started run {job} ({run.run_id}) in experiment {args.experiment}")
     if not args.wait:
@@ -453,6 +466,7 @@ def normalise_cron(expr: str) -> str:
 
 def schedule_command(args: argparse.Namespace) -> int:
     cron = normalise_cron(args.cron)  # invalid arguments fail before anything is contacted
+    params = _registry_params(args, cluster=True)
     client, pipeline_id, version_id, experiment_id = _prepare(args)
     job = args.job_name or f"rachel-weekly-{version_id[:8]}"
     with _kfp_errors(args.host):
@@ -467,7 +481,7 @@ def schedule_command(args: argparse.Namespace) -> int:
             enabled=True,
             pipeline_root=args.pipeline_root,
             service_account=args.service_account,
-            params=_registry_params(args) or None,
+            params=params or None,
         )
     print(f"scheduled recurring run {job} ({recurring.recurring_run_id}) with cron '{cron}'")
     return 0

@@ -32,7 +32,9 @@ def train_candidate(
     from rachel.core.config import SearchConfig
 
     checkpoint = None
-    if checkpoint_root and "{{" not in checkpoint_root:  # "{{": a backend left it unresolved
+    # Only where every retry can read it: gs:// (a cluster) or a local root (kfp.local); not
+    # "{{...}}" (a backend that left the placeholder unresolved) nor minio:// or s3://.
+    if checkpoint_root.startswith(("gs://", "/")):
         key = hashlib.sha256(
             json.dumps([config_json, candidate, splits.uri], sort_keys=True).encode()
         ).hexdigest()[:24]

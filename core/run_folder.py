@@ -38,8 +38,19 @@ MANIFEST_FILE = "completed.json"
 LOG_FILE = "search_log.jsonl"
 PLAN_FILE = "plan.json"
 FINAL_METRICS = "final/metrics.json"
-# Every top-level name a run writes (what --restart removes).
-RUN_ENTRIES = (CONFIG_FILE, MANIFEST_FILE, LOG_FILE, PLAN_FILE, "splits.npz", "iterations", "final")
+CHECKPOINTS = ".checkpoints"  # per-epoch training checkpoints of a gs:// run
+# Every top-level name a run writes; --restart removes them, config.json (the mark of a
+# run) last, so that a restart cut short still leaves a folder a rerun recognises.
+RUN_ENTRIES = (
+    CHECKPOINTS,
+    MANIFEST_FILE,
+    LOG_FILE,
+    PLAN_FILE,
+    "splits.npz",
+    "iterations",
+    "final",
+    CONFIG_FILE,
+)
 # Rewritten as the run goes: re-uploaded at every publish, not listed as steps.
 LIVE_FILES = (LOG_FILE, PLAN_FILE)
 
@@ -57,6 +68,7 @@ class RunFolder:
     work: Path
     state: str  # "new" | "resume" | "finished"
     completed: list[str] = field(default_factory=list)  # published steps (gs:// only)
+    restart_pending: bool = False  # an earlier run to discard once the new one is validated
 
     @property
     def remote(self) -> bool:
@@ -67,10 +79,14 @@ class RunFolder:
     def open(
         cls, uri: str | Path, config_json: dict[str, Any], *, restart: bool = False
     ) -> RunFolder:
-        """Inspect ``uri`` (writing nothing unless ``restart``) and say what the run does."""
+        """Inspect ``uri`` (writing nothing) and say what the run does.  With ``restart`` an
+        earlier run is discarded only by :meth:`discard_earlier`, once the new run's dataset
+        has been validated."""
         uri = str(uri)
         if uri.startswith("file://"):
             uri = uri[len("file://") :]
+        if not storage.is_gcs(uri) and Path(uri).exists() and not Path(uri).is_dir():
+            raise ConfigError(f"output {uri} is a file", "choose a folder (new or empty)")
         names = storage.list_files(uri)
         ours = [n for n in names if n.split("/", 1)[0] in RUN_ENTRIES]
         foreign = [n for n in names if n.split("/", 1)[0] not in RUN_ENTRIES]
@@ -82,13 +98,18 @@ class RunFolder:
                 "choose an empty or new --output",
             )
         if restart and ours:
-            for entry in RUN_ENTRIES:  # a run's own names only: other files stay
-                storage.delete_tree(storage.join(uri, entry))  # a folder (or prefix) ...
-                storage.delete(storage.join(uri, entry))  # ... or a single file
-            names = foreign
+            folder = cls(uri, Path(uri), "new", restart_pending=True)
+            if storage.is_gcs(uri):
+                folder.work = Path(tempfile.mkdtemp(prefix="rachel-search-"))
+            return folder
         state = "new"
         if CONFIG_FILE in names:
             recorded = storage.read_json(storage.join(uri, CONFIG_FILE))
+            if not isinstance(recorded, dict):
+                raise ConfigError(
+                    f"{uri}/{CONFIG_FILE} is not a RACHEL configuration",
+                    "choose another --output, or --restart to discard it",
+                )
             differ = _differences(recorded, config_json)
             if differ:
                 shown = ", ".join(
@@ -101,12 +122,32 @@ class RunFolder:
                     "or choose another --output",
                 )
             state = "finished" if FINAL_METRICS in names else "resume"
+            if storage.is_gcs(uri) and state == "finished":
+                # a bucket's objects may be those of a publish cut short: the manifest decides
+                manifest = storage.join(uri, MANIFEST_FILE)
+                listed = storage.read_json(manifest) if storage.exists(manifest) else []
+                state = "finished" if "final" in listed else "resume"
         if not storage.is_gcs(uri):
             return cls(uri, Path(uri), state)
         folder = cls(uri, Path(tempfile.mkdtemp(prefix="rachel-search-")), state)
         if state != "new":
             folder._download()
         return folder
+
+    def discard_earlier(self) -> None:
+        """``--restart``: remove the earlier run's own files (other files stay)."""
+        if not self.restart_pending:
+            return
+        for entry in RUN_ENTRIES:
+            storage.delete_tree(storage.join(self.uri, entry))  # a folder (or prefix) ...
+            storage.delete(storage.join(self.uri, entry))  # ... or a single file
+        self.restart_pending = False
+
+    @property
+    def checkpoints(self) -> str | None:
+        """Where candidates keep per-epoch checkpoints: beside them locally (None), under the
+        bucket for a gs:// run (the local working copy does not outlive a kill)."""
+        return storage.join(self.uri, CHECKPOINTS) if self.remote else None
 
     def _download(self) -> None:
         manifest = storage.join(self.uri, MANIFEST_FILE)

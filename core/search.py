@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,19 +42,20 @@ from rachel.core.run_folder import RunFolder
 Event = dict[str, Any]
 
 
-def checkpoint_for(target: Path) -> str:
-    """Where a candidate's per-epoch checkpoint lives while it trains (beside its folder)."""
-    return str(target.with_name(f".{target.name}.ckpt"))
+def checkpoint_for(target: Path, root: str | None = None) -> str:
+    """Where a candidate's per-epoch checkpoint lives while it trains: beside its folder, or
+    under ``root`` (a gs:// run's bucket, which outlives the local working copy)."""
+    if root is None:
+        return str(target.with_name(f".{target.name}.ckpt"))
+    return storage.join(root, target.parent.parent.name, target.name)  # itNNN/<candidate>
 
 
-def _train_in_worker(config_json: str, splits: str, candidate: dict[str, Any], target: str) -> Any:
+def _train_in_worker(
+    config_json: str, splits: str, candidate: dict[str, Any], target: str, checkpoint: str
+) -> Any:
     """Pool entry point: one candidate in a worker process (threads pinned before TF starts)."""
     return steps.train_candidate(
-        SearchConfig.from_json(config_json),
-        splits,
-        candidate,
-        target,
-        checkpoint_uri=checkpoint_for(Path(target)),
+        SearchConfig.from_json(config_json), splits, candidate, target, checkpoint_uri=checkpoint
     )
 
 
@@ -97,8 +97,9 @@ class CandidateTrainer:
     usual ``if __name__ == "__main__":`` guard; ``rachel search`` has it.
     """
 
-    def __init__(self, config: SearchConfig) -> None:
+    def __init__(self, config: SearchConfig, checkpoints: str | None = None) -> None:
         self.config = config
+        self.checkpoints = checkpoints
         self.pool: ProcessPoolExecutor | None = None
         if config.parallel_candidates > 1 or config.train_threads is not None:
             self.pool = ProcessPoolExecutor(
@@ -117,13 +118,24 @@ class CandidateTrainer:
                 yield (
                     target,
                     steps.train_candidate(
-                        self.config, splits, cand, target, checkpoint_uri=checkpoint_for(target)
+                        self.config,
+                        splits,
+                        cand,
+                        target,
+                        checkpoint_uri=checkpoint_for(target, self.checkpoints),
                     ),
                 )
             return
         config_json = json.dumps(self.config.to_json())
         futures = [
-            self.pool.submit(_train_in_worker, config_json, str(splits), cand, str(target))
+            self.pool.submit(
+                _train_in_worker,
+                config_json,
+                str(splits),
+                cand,
+                str(target),
+                checkpoint_for(target, self.checkpoints),
+            )
             for cand, target in zip(candidates, targets, strict=True)
         ]
         for target, future in zip(targets, futures, strict=True):
@@ -132,8 +144,9 @@ class CandidateTrainer:
             except BrokenProcessPool as err:  # the worker died: killed for memory, most often
                 raise TransientError(
                     f"the process training {target.name} died ({err})",
-                    "run the same command again to resume; if it recurs, lower "
-                    "parallel_candidates or max_width",
+                    "run the same command again to resume; if it recurs, start over with "
+                    "--restart (or another --output) and a lower parallel_candidates or "
+                    "max_width",
                 ) from err
             yield target, summary
 
@@ -199,20 +212,22 @@ def _search(
     work = run.work
     splits = work / "splits.npz"
     data_summary = None
-    if not splits.exists():
+    loading_started = time.time()  # a new run's clock includes reading the data
+    if run.restart_pending or not splits.exists():
         # Read and validate the dataset before the first byte of the run is written.
         with tempfile.TemporaryDirectory(prefix="rachel-split-") as tmp:
             data_summary = steps.split_data(config, Path(tmp) / "splits.npz")
+            run.discard_earlier()  # --restart: only now that the new run is valid
             work.mkdir(parents=True, exist_ok=True)
             if run.state == "new":  # config.json first: it marks the folder as a run's
                 storage.write_json(work / "config.json", config.to_json())
                 run.publish("config.json")
-            shutil.move(str(Path(tmp) / "splits.npz"), splits)
+            storage.upload_file(Path(tmp) / "splits.npz", str(splits))  # atomic copy
     log_path = work / "search_log.jsonl"
     # On resume the clock continues from the last completed iteration's recorded time.
     resumed_from = _completed_iterations(work, config.iterations)
     offset = _recorded_elapsed(work, resumed_from)
-    started = time.time() - offset
+    started = loading_started if run.state == "new" else time.time() - offset
 
     def emit(event: Event) -> None:
         event = {"t": round(time.time() - started, 2), **event}
@@ -263,7 +278,7 @@ def _search(
                 dirs = [it_dir / "candidates" / c["candidate_id"] for c in candidates]
                 todo = [c for c, d in zip(candidates, dirs, strict=True) if not _trained(d, c)]
                 if todo:  # an earlier attempt may have trained some of them already
-                    trainer = trainer or CandidateTrainer(config)
+                    trainer = trainer or CandidateTrainer(config, run.checkpoints)
                     for target, summary in trainer.train(splits, todo, it_dir / "candidates"):
                         run.publish(f"{it_rel}/candidates/{target.name}")
                         emit({"event": "candidate", "iteration": iteration, **summary})

@@ -36,7 +36,7 @@ from rachel.core.ensemble_state import (
     TrainedCandidate,
     absolute_reference,
 )
-from rachel.core.errors import CandidateFailedError, RachelError, TransientError
+from rachel.core.errors import CandidateFailedError, RachelError, StorageError, TransientError
 from rachel.core.search_space import ArchitectureSpec, Candidate, candidate_id
 
 
@@ -189,12 +189,34 @@ def is_transient(err: BaseException) -> bool:
     network errors, and storage errors are transient; anything else (a layer that cannot be
     built, a shape error) is the candidate's own.
     """
-    if isinstance(err, (MemoryError, OSError, TimeoutError, ConnectionError, RachelError)):
+    if isinstance(err, RachelError):  # ours: only a storage problem is the machine's
+        return isinstance(err, (StorageError, TransientError))
+    if isinstance(err, (MemoryError, OSError, TimeoutError, ConnectionError)):
         return True
     if type(err).__name__ in TRANSIENT_ERROR_NAMES:
         return True
     text = str(err)
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+MAX_TRANSIENT_ATTEMPTS = 3  # then a candidate that keeps running out of memory is failed
+
+
+def _transient_attempts(checkpoint_uri: str | None, err: BaseException) -> int | None:
+    """None for the candidate's own failure; else how many transient failures this candidate
+    has had, counted in its checkpoint folder (without one, every transient failure is the
+    first: the step is retried and no count survives it)."""
+    if not is_transient(err):
+        return None
+    if not checkpoint_uri:
+        return 1
+    counter = storage.join(checkpoint_uri, "transient_attempts.json")
+    try:
+        seen = int(storage.read_json(counter)) if storage.exists(counter) else 0
+        storage.write_json(counter, seen + 1)
+    except (RachelError, ValueError, TypeError):
+        return 1  # the counter itself is unreachable: treat as a first failure
+    return seen + 1
 
 
 def train_candidate(
@@ -240,25 +262,28 @@ def train_candidate(
                 verbose=verbose,
                 checkpoint_uri=checkpoint_uri,
             )
+            if np.isfinite(result.val_logits).all():
+                result.model.save(tmp / MODEL_FILE)  # a full disk here is transient too
+                np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
         except Exception as err:  # noqa: BLE001 - a failed candidate must not stop the search
-            if is_transient(err):
+            attempts = _transient_attempts(checkpoint_uri, err)
+            if attempts is not None and attempts < MAX_TRANSIENT_ATTEMPTS:
                 # Not the candidate's fault: fail the step so that it is retried (KFP's retry
                 # policy, or ``rachel search`` run again), and record nothing.
                 raise TransientError(
-                    f"training {cand.candidate_id} failed transiently: {type(err).__name__}: "
-                    f"{str(err)[:300]}",
+                    f"training {cand.candidate_id} failed transiently (attempt {attempts} of "
+                    f"{MAX_TRANSIENT_ATTEMPTS}): {type(err).__name__}: {str(err)[:300]}",
                     "run the same step again (a resumed search continues from here)",
                 ) from err
             metrics: dict[str, Any] = {
                 "status": "failed",
-                "error": f"{type(err).__name__}: {err}",
+                "error": f"{type(err).__name__}: {err}"
+                + (f" (on {attempts} attempts)" if attempts is not None else ""),
                 "traceback": traceback.format_exc(limit=5),
                 "seed": seed,
             }
         else:
             if np.isfinite(result.val_logits).all():
-                result.model.save(tmp / MODEL_FILE)
-                np.save(tmp / VAL_LOGITS_FILE, result.val_logits)
                 metrics = {"status": "ok", **result.metrics}
             else:  # deterministic for this seed: retrying would diverge again
                 metrics = {
@@ -274,8 +299,9 @@ def train_candidate(
             step_seconds=time.time() - step_started,
         )
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    if checkpoint_uri:
-        storage.delete_tree(checkpoint_uri)  # the candidate is written: nothing to resume
+    if checkpoint_uri:  # the candidate is written: nothing to resume (pointer first)
+        storage.delete(storage.join(checkpoint_uri, "state.json"))
+        storage.delete_tree(checkpoint_uri)
     return {k: v for k, v in metrics.items() if k not in ("history", "traceback")}
 
 

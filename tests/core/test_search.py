@@ -353,3 +353,38 @@ def test_rachel_search_applies_the_pipelines_stop_rules(fashion_files, tmp_path)
     assert metrics["iterations"] == 1
     (stop,) = [e for e in seen if e["event"] == "stop"]
     assert stop["after_iteration"] == 0 and "target_accuracy" in stop["reason"]
+
+
+def test_restart_with_a_bad_dataset_keeps_the_earlier_run(fashion_files, tmp_path):
+    from rachel.core.errors import DataError
+    from rachel.core.search import run_search
+
+    cfg = _tiny_config(fashion_files)
+    first = run_search(cfg, tmp_path / "run")
+    with pytest.raises(DataError):
+        run_search(
+            cfg.replace(dataset=str(tmp_path / "missing.npz")), tmp_path / "run", restart=True
+        )
+    again = run_search(cfg, tmp_path / "run")  # still there, finished: returned as it is
+    assert again["test_accuracy"] == first["test_accuracy"]
+
+
+def test_a_bucket_run_whose_final_publish_was_cut_resumes_instead_of_finishing(
+    fashion_files, gcs_bucket
+):
+    """final/metrics.json is uploaded before the rest of final/: only the manifest says the
+    run finished."""
+    from rachel.core import storage
+    from rachel.core.search import run_search
+
+    cfg = _tiny_config(fashion_files)
+    uri = f"{gcs_bucket}/runs/cut"
+    first = run_search(cfg, uri)
+    completed = storage.read_json(f"{uri}/completed.json")
+    storage.write_bytes(f"{uri}/completed.json", json.dumps(completed[:-1]).encode())
+    storage.delete(f"{uri}/final/model.keras")  # metrics.json stays, as after a cut upload
+    seen = []
+    again = run_search(cfg, uri, on_event=seen.append)
+    assert seen[0]["event"] == "resume"
+    assert again["test_accuracy"] == first["test_accuracy"]
+    assert storage.exists(f"{uri}/final/model.keras")

@@ -532,3 +532,35 @@ def test_a_time_limit_is_turned_into_a_recorded_schedule_that_replays(tiny_fashi
     np.testing.assert_array_equal(
         np.load(tmp_path / "a" / VAL_LOGITS_FILE), np.load(tmp_path / "b" / VAL_LOGITS_FILE)
     )
+
+
+def test_a_candidate_that_keeps_running_out_of_memory_is_failed_after_three_attempts(
+    tiny_fashion, tmp_path, monkeypatch
+):
+    import rachel.core.training as training
+    from rachel.core.errors import ArtifactError, TransientError
+
+    def oom(*args, **kwargs):
+        raise MemoryError("simulated out-of-memory")
+
+    monkeypatch.setattr(training, "train_candidate_model", oom)
+    cfg = budget_config("smoke", **TINY).replace(**UNTIMED)
+    ckpt = str(tmp_path / ".ckpt")
+    for attempt in (1, 2):
+        with pytest.raises(TransientError, match=f"attempt {attempt} of 3"):
+            steps.train_candidate(
+                cfg, tiny_fashion, _one_candidate(), tmp_path / "m", checkpoint_uri=ckpt
+            )
+        assert not (tmp_path / "m").exists()
+    summary = steps.train_candidate(
+        cfg, tiny_fashion, _one_candidate(), tmp_path / "m", checkpoint_uri=ckpt
+    )
+    assert summary["status"] == "failed" and "on 3 attempts" in summary["error"]
+    assert not (tmp_path / ".ckpt").exists()
+
+    def our_error(*args, **kwargs):  # an error of ours that is not about storage
+        raise ArtifactError("checkpoint holds 3 model variables, the model has 5")
+
+    monkeypatch.setattr(training, "train_candidate_model", our_error)
+    summary = steps.train_candidate(cfg, tiny_fashion, _one_candidate(), tmp_path / "m2")
+    assert summary["status"] == "failed" and "checkpoint holds" in summary["error"]
