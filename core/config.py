@@ -271,7 +271,7 @@ def _check(f: dataclasses.Field[Any], value: Any) -> None:
             f"got {value!r}",
             f"write e.g. --set {name}={_EXAMPLES[kind]}",
         )
-    if kind is float and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ConfigError(f"{name} must be one of {', '.join(meta['choices'])}, got {value!r}")
