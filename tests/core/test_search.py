@@ -273,7 +273,7 @@ def test_killed_search_resumes_to_the_uninterrupted_result(fashion_data_dir, tmp
     assert not (killed / "final").exists()
     assert (killed / "iterations" / "it000" / "ensemble").is_dir()
     assert not (killed / "iterations" / "it001" / "ensemble").exists()
-    # Trained in parallel, the second candidate may or may not have finished before the kill.
+    # The kill lands while it001-c01 trains, or just after it finished: both must resume.
     done = sorted(
         p.name
         for p in (killed / "iterations" / "it001" / "candidates").iterdir()
