@@ -86,22 +86,13 @@ def _read_timings(ensemble: Path, output: Path, repeats: int) -> dict[str, Any]:
         "local_stacked_s": _median_seconds(lambda: np.load(stacked), repeats),
     }
     try:
-        from gcp_storage_emulator.server import create_server
+        import gcp_storage_emulator  # noqa: F401
+        from gcs_emulator import emulator_bucket
     except ImportError:
         timings["gcs_emulator"] = "gcp-storage-emulator not installed"
         return timings
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    storage.reset_client()
-    try:
-        storage._gcs_client().create_bucket("bench")
-        run = "gs://bench/run"
+    with emulator_bucket() as bucket:
+        run = f"{bucket}/run"
         for path in sorted(p for p in output.rglob("*") if p.is_file()):
             rel = path.relative_to(output).as_posix()
             if rel.startswith("iterations/") and not rel.endswith(".keras"):
@@ -116,10 +107,6 @@ def _read_timings(ensemble: Path, output: Path, repeats: int) -> dict[str, Any]:
         timings["gcs_emulator_stacked_s"] = _median_seconds(
             lambda: np.load(io.BytesIO(storage.read_bytes(f"{run}/stacked_logits.npy"))), repeats
         )
-    finally:
-        server.stop()
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        storage.reset_client()
     return timings
 
 

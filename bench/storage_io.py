@@ -57,14 +57,6 @@ def _write_parquet(data_dir: str, target: Path) -> int:
     return len(rows_y)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _timed_reads(uri: str, repeats: int) -> list[float]:
     from rachel.core.data import load_dataset
 
@@ -78,28 +70,18 @@ def _timed_reads(uri: str, repeats: int) -> list[float]:
 
 
 def bench_reads(data_dir: str, repeats: int) -> dict:
-    from gcp_storage_emulator.server import create_server
+    from gcs_emulator import emulator_bucket
 
     from rachel.core import storage
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "fashion_mnist.parquet"
         rows = _write_parquet(data_dir, local)
-        port = _free_port()
-        server = create_server("127.0.0.1", port, in_memory=True)
-        server.start()
-        os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-        storage.reset_client()
-        try:
-            storage._gcs_client().create_bucket("bench")
-            uri = "gs://bench/data/fashion_mnist.parquet"
+        with emulator_bucket() as bucket:
+            uri = f"{bucket}/data/fashion_mnist.parquet"
             storage.upload_file(local, uri)
             local_times = _timed_reads(str(local), repeats)
             gcs_times = _timed_reads(uri, repeats)
-        finally:
-            server.stop()
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-            storage.reset_client()
         return {
             "rows": rows,
             "parquet_bytes": local.stat().st_size,

@@ -25,19 +25,15 @@ def train_candidate(
     starting over.  The checkpoint's place depends only on the task's inputs, which keeps
     the task cacheable.
     """
-    import hashlib
-    import json
-
     from rachel.core import steps, storage
+    from rachel.core.checkpoint import fingerprint
     from rachel.core.config import SearchConfig
 
     checkpoint = None
     # Only where every retry can read it: gs:// (a cluster) or a local root (kfp.local); not
     # "{{...}}" (a backend that left the placeholder unresolved) nor minio:// or s3://.
     if checkpoint_root.startswith(("gs://", "/")):
-        key = hashlib.sha256(
-            json.dumps([config_json, candidate, splits.uri], sort_keys=True).encode()
-        ).hexdigest()[:24]
+        key = fingerprint(config_json, candidate, splits.uri)  # the task's inputs only
         checkpoint = storage.join(checkpoint_root, "checkpoints", key)
     summary = steps.train_candidate(
         SearchConfig.from_json(config_json),

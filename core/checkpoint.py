@@ -92,5 +92,10 @@ class EpochCheckpoint:
 
     def clear(self) -> None:
         """Remove the checkpoint (the training it served has been written out)."""
-        storage.delete(storage.join(self.uri, STATE_FILE))  # the pointer first: then no
-        storage.delete_tree(self.uri)  # reader follows it while the arrays go
+        remove(self.uri)
+
+
+def remove(uri: str) -> None:
+    """Remove the checkpoint folder at ``uri`` (whatever it was for; missing: nothing)."""
+    storage.delete(storage.join(uri, STATE_FILE))  # the pointer first: then no reader
+    storage.delete_tree(uri)  # follows it while the arrays go

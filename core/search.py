@@ -268,9 +268,7 @@ def _search(
             it_rel = f"iterations/it{iteration:03d}"
             it_dir = work / it_rel
             new_ensemble = it_dir / "ensemble"
-            if (new_ensemble / ENSEMBLE_FILE).exists():
-                entry = EnsembleState.read(new_ensemble).history[-1]  # completed earlier
-            else:
+            if not (new_ensemble / ENSEMBLE_FILE).exists():  # else weighed by an earlier attempt
                 candidates = steps.generate_candidates(
                     config, iteration, controller, ensemble, it_dir / "controller_gen", plan=plan
                 )
@@ -282,7 +280,7 @@ def _search(
                     for target, summary in trainer.train(splits, todo, it_dir / "candidates"):
                         run.publish(f"{it_rel}/candidates/{target.name}")
                         emit({"event": "candidate", "iteration": iteration, **summary})
-                entry = steps.weigh_ensemble(
+                weighed = steps.weigh_ensemble(
                     config,
                     iteration,
                     splits,
@@ -293,10 +291,15 @@ def _search(
                     plan=plan,
                 )
                 emit(
-                    {"event": "iteration", **{k: v for k, v in entry.items() if k != "candidates"}}
+                    {
+                        "event": "iteration",
+                        **{k: v for k, v in weighed.items() if k != "candidates"},
+                    }
                 )
                 run.publish(f"{it_rel}/ensemble")
             ensemble = new_ensemble
+            history = EnsembleState.read(ensemble).history
+            entry = history[-1]
             schedules.update(entry.get("schedules", {}))
             if entry.get("next"):
                 decisions.append(entry["next"])
@@ -304,7 +307,7 @@ def _search(
                 work / "plan.json",
                 {**planner.plan_summary(config), "decisions": decisions, "schedules": schedules},
             )
-            reason = stop_rules.config_stop_reason(config, EnsembleState.read(ensemble).history)
+            reason = stop_rules.config_stop_reason(config, history)
             if reason:
                 if iteration + 1 < config.iterations:
                     emit({"event": "stop", "after_iteration": iteration, "reason": reason})
@@ -367,8 +370,4 @@ def _recorded_elapsed(work: Path, completed: int) -> float:
     if completed == 0:
         return 0.0
     state = EnsembleState.read(work / "iterations" / f"it{completed - 1:03d}" / "ensemble")
-    entry = state.history[-1]
-    recorded = (entry.get("next") or {}).get("elapsed_seconds")
-    if recorded is not None:
-        return float(recorded)
-    return float(entry.get("elapsed_seconds") or 0.0)
+    return float(state.history[-1].get("elapsed_seconds") or 0.0)

@@ -299,9 +299,10 @@ def train_candidate(
             step_seconds=time.time() - step_started,
         )
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    if checkpoint_uri:  # the candidate is written: nothing to resume (pointer first)
-        storage.delete(storage.join(checkpoint_uri, "state.json"))
-        storage.delete_tree(checkpoint_uri)
+    if checkpoint_uri:  # the candidate is written: nothing to resume
+        from rachel.core import checkpoint
+
+        checkpoint.remove(checkpoint_uri)
     return {k: v for k, v in metrics.items() if k not in ("history", "traceback")}
 
 

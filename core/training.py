@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -268,8 +268,6 @@ def probe_schedule(
     The real model is built afresh from the seed afterwards, so the result depends only
     on the chosen schedule: a replayed plan passes that schedule and skips the probe.
     """
-    import dataclasses
-
     x_train, y_train = training_subset(splits, settings)
     batch = settings.batch_size
     n_probe = min(len(x_train), batch * (PROBE_BATCHES + 1))
@@ -288,7 +286,7 @@ def probe_schedule(
         epochs = 1
         n = int(min(n, max(MIN_EXAMPLES, (limit - validation) // per_example)))
     probe = {"seconds_per_example": per_example, "time_limit": settings.time_limit}
-    return dataclasses.replace(settings, epochs=epochs, train_examples=n, time_limit=None), probe
+    return replace(settings, epochs=epochs, train_examples=n, time_limit=None), probe
 
 
 def train_candidate_model(
@@ -326,11 +324,9 @@ def train_candidate_model(
     probe: dict[str, Any] | None = None
     checkpoint = None
     if checkpoint_uri:
-        import dataclasses
-
         key = fingerprint(
             spec.to_json(),
-            dataclasses.asdict(settings),
+            asdict(settings),
             list(splits.input_shape),
             int(splits.num_classes),
             len(splits.y_train),
@@ -339,10 +335,8 @@ def train_candidate_model(
     recorded = checkpoint.peek() if checkpoint is not None else None
     with training_scope(devices):
         if settings.time_limit is not None and recorded and recorded.get("schedule"):
-            import dataclasses
-
             schedule, probe = recorded["schedule"], recorded.get("probe")
-            settings = dataclasses.replace(
+            settings = replace(
                 settings,
                 epochs=schedule["epochs"],
                 train_examples=schedule["examples"],
