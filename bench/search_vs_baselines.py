@@ -80,15 +80,22 @@ def _config(args, **overrides):
 
 
 def run_rachel(args, started, **overrides):
+    from rachel.core.planner import plan_summary
     from rachel.core.search import run_search
 
+    config = _config(args, **overrides)
     with tempfile.TemporaryDirectory() as out:
-        metrics = run_search(_config(args, **overrides), out)
+        metrics = run_search(config, out)
+    finish = metrics.get("finish") or {}
     return {
         "test_accuracy": metrics["test_accuracy"],
         "models_trained": metrics["candidates_trained"],
         "members": len(metrics["members"]),
         "iterations": metrics["iterations"],
+        "config_fingerprint": plan_summary(config)["config_fingerprint"],
+        "finish_epochs_run": finish.get("epochs_run"),
+        "finish_seconds": finish.get("train_seconds"),
+        "finish_accepted": finish.get("accepted"),
     }
 
 

@@ -201,6 +201,7 @@ def run_command(args: argparse.Namespace) -> int:
             "pass a local --output folder; use 'rachel submit' for gs://",
         )
     placement = _placement(args)
+    from rachel.core import run_clock
     from rachel.pipelines.local import run_local
 
     print(
@@ -220,6 +221,7 @@ def run_command(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         plan=plan,
         params=_registry_params(args),
+        started_at=time.time() - run_clock.process_age(),  # the budget is the command's
         **({"name": args.name} if args.name else {}),
     )
     m = result.metrics

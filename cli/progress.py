@@ -1,7 +1,8 @@
 """One-line progress messages for search events (shared by ``rachel search`` and ``rachel run``).
 
 Events are dicts with an ``event`` key: ``data``, ``candidate`` (a trained candidate's
-summary), ``iteration`` (an ensemble-history entry), ``final``; ``t`` is seconds since start.
+summary), ``iteration`` (an ensemble-history entry), ``finish_plan`` and ``finish`` (the
+finish, :mod:`rachel.core.finish`), ``final``; ``t`` is seconds since start.
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ def format_event(event: dict[str, Any]) -> list[str]:
             decision = Decision.from_json(event["next"], replayed=bool(event["next"]["replayed"]))
             lines.append(f"{t} plan: {decision.describe()}")
         return lines
+    if kind == "finish_plan":
+        return [f"{t} plan: {event['plan']}"]
+    if kind == "finish":
+        if "candidate_id" not in event:
+            return []
+        if event.get("status") != "ok":
+            return [f"{t} finish FAILED ({event.get('error')}); the ensemble stays as it was"]
+        verdict = "added to the ensemble" if event["accepted"] else "refused (objective rose)"
+        return [
+            f"{t} finish: continued {event['from']} for {event['epochs_run']} epoch(s), "
+            f"val_acc {event['val_accuracy']:.4f} val_loss {event['val_loss']:.4f}; {verdict}"
+        ]
     if kind == "final":
         return [
             f"{t} done: test_accuracy {event['test_accuracy']:.4f}, macro_f1 "

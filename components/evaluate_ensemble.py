@@ -15,16 +15,23 @@ def evaluate_ensemble(
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
     report: Output[Markdown],
+    started_at: float = 0.0,
+    job_created: str = "",
 ) -> None:
     """Write ``model`` (model.keras, saved_model/, metrics.json, report.md, search_log.json),
-    the test metrics, the test confusion matrix and the Markdown report."""
+    the test metrics, the test confusion matrix and the Markdown report; ``wall_seconds``
+    counts from the run's start (:func:`rachel.core.run_clock.run_start`)."""
     import shutil
 
-    from rachel.core import steps
+    from rachel.core import run_clock, steps
     from rachel.core.config import SearchConfig
 
     result = steps.evaluate_ensemble(
-        SearchConfig.from_json(config_json), splits.path, ensemble.path, model.path
+        SearchConfig.from_json(config_json),
+        splits.path,
+        ensemble.path,
+        model.path,
+        started_at=run_clock.run_start(started_at, job_created),
     )
     for key in (
         "test_accuracy",

@@ -18,6 +18,8 @@ def weigh_ensemble(
     metrics: Output[Metrics],
     ensemble_in: Input[Model] = None,
     plan_json: str = "",
+    started_at: float = 0.0,
+    job_created: str = "",
 ) -> NamedTuple(  # type: ignore[valid-type]  # KFP's form for named outputs
     "WeighOutputs", safety_net_activations=int, best_val_accuracy=float, keep_searching=bool
 ):
@@ -32,14 +34,18 @@ def weigh_ensemble(
     (:func:`rachel.core.stop_rules.stop_reason`: the time budget, the configuration's
     ``max_safety_net_activations`` and ``target_accuracy``), read from the ensemble state's
     history (``plan_json``: a recorded plan whose decisions are replayed instead of measured).
+    The run's time counts from its start (:func:`rachel.core.run_clock.run_start`:
+    ``started_at``, else ``job_created``, else the first candidate's start).
     """
+    import time
     from collections import namedtuple
 
-    from rachel.core import steps, stop_rules
+    from rachel.core import run_clock, steps, stop_rules
     from rachel.core.config import SearchConfig
     from rachel.core.ensemble_state import EnsembleState
 
     config = SearchConfig.from_json(config_json)
+    start = run_clock.run_start(started_at, job_created)
     entry = steps.weigh_ensemble(
         config,
         iteration,
@@ -47,6 +53,7 @@ def weigh_ensemble(
         ensemble_in.path if ensemble_in else None,
         [c.path for c in candidates],
         ensemble_out.path,
+        elapsed_seconds=time.time() - start if start is not None else None,
         plan=plan_json or None,
         candidate_uris=[c.uri for c in candidates],
     )

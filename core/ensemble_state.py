@@ -199,6 +199,7 @@ class EnsembleState:
     training_seconds: float = 0.0
     candidates_trained: int = 0
     candidates_failed: int = 0
+    finish: dict[str, Any] | None = None  # the finish's record (rachel.core.finish)
     folder: str | None = None  # where it was read from (not written)
 
     @property
@@ -267,6 +268,7 @@ class EnsembleState:
             "candidates_trained": self.candidates_trained,
             "candidates_failed": self.candidates_failed,
             "safety_net_activations": self.safety_net_activations,
+            **({"finish": self.finish} if self.finish is not None else {}),
         }
 
     @classmethod

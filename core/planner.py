@@ -18,7 +18,14 @@ candidate times measured so far:
   that fit, with the cosine decay over exactly those epochs
   (:func:`rachel.core.training.probe_schedule`).
 
-``reserve`` covers the final refit, evaluation and export (:data:`RESERVE_SECONDS`).
+``reserve`` covers the final refit, evaluation and export (:data:`RESERVE_SECONDS`), and,
+when the configuration has a finish (``finish_epochs`` > 0, :mod:`rachel.core.finish`),
+``finish_fraction`` of the budget for it.
+
+* **The finish**, after the last iteration (or the decision to stop): whatever the budget
+  has left beyond :data:`RESERVE_SECONDS` and the measured per-task overhead becomes its
+  time limit (:func:`decide_finish`; under :data:`MIN_FINISH_SECONDS` it is skipped), so the
+  time an iteration that did not fit leaves unused is spent on the best subnetwork.
 
 Wall clock varies between runs; results must not.  Every decision, and every candidate's
 schedule, is recorded (in the ensemble state's history, and in ``plan.json`` by ``rachel
@@ -41,6 +48,7 @@ from typing import Any
 from rachel.core.errors import ConfigError
 
 RESERVE_SECONDS = 15.0  # final mixture refit + servable export + test inference, 2 CPU cores
+MIN_FINISH_SECONDS = 10.0  # a shorter finish would not complete one epoch worth having
 MAX_GROWTH = 2.0
 MIN_SHARE = 0.5  # continue only if each candidate can train >= half its estimated time
 OVERHEAD_SECONDS = 5.0  # per candidate outside training (start-up, probe, save), until measured
@@ -234,6 +242,47 @@ def decide(
     )
 
 
+def reserve_seconds(config: Any) -> float:
+    """What the iterations must leave: the final evaluation, and the finish's share."""
+    share = config.finish_fraction if config.finish_epochs > 0 else 0.0
+    return RESERVE_SECONDS + share * float(config.time_budget_seconds or 0.0)
+
+
+def decide_finish(
+    iteration: int,
+    *,
+    budget_seconds: float | None,
+    elapsed_seconds: float,
+    overhead_seconds: float = OVERHEAD_SECONDS,
+    recorded: Decision | None = None,
+) -> Decision:
+    """The finish's decision after ``iteration`` iterations: replayed when recorded; without
+    a budget "continue" without a limit (the configured epochs); else the time left."""
+    if recorded is not None:
+        return recorded
+    if budget_seconds is None:
+        return Decision(iteration, "continue", 1)
+    left = budget_seconds - elapsed_seconds - RESERVE_SECONDS - overhead_seconds
+    action, count = ("continue", 1) if left >= MIN_FINISH_SECONDS else ("stop", 0)
+    return Decision(
+        iteration,
+        action,
+        count,
+        round(elapsed_seconds, 1),
+        None,
+        budget_seconds,
+        round(left, 1) if action == "continue" else None,
+    )
+
+
+def load_finish(plan: Mapping[str, Any] | str | None) -> Decision | None:
+    """The finish decision of a recorded plan (None: not recorded)."""
+    data = load_plan(plan)
+    if not data or data.get("finish") is None:
+        return None
+    return Decision.from_json(data["finish"])
+
+
 def keep_searching(history: Sequence[Mapping[str, Any]]) -> bool:
     """False once the last iteration's decision was to stop."""
     return not (
@@ -256,6 +305,7 @@ def plan_summary(config: Any) -> dict[str, Any]:
         "train_examples": config.train_examples,
         "parallel_candidates": config.parallel_candidates,
         "train_threads": config.train_threads,
-        "reserve_seconds": RESERVE_SECONDS,
+        "reserve_seconds": reserve_seconds(config),
+        "finish_epochs": config.finish_epochs,
         "seed": config.seed,
     }

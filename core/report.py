@@ -46,4 +46,16 @@ def render_report(metrics: dict[str, Any], history: list[dict[str, Any]]) -> str
             f"| {h['iteration']} | {best or '-'} | {reward if reward is None else f'{reward:.4f}'} "
             f"| {h['decision']} |"
         )
+    done = metrics.get("finish") or {}
+    if done.get("candidate_id"):
+        verdict = "added to the ensemble" if done.get("accepted") else "refused"
+        lines += [
+            "",
+            "## Finish",
+            "",
+            f"{done['from']} continued for {done.get('epochs_run')} epoch(s) "
+            f"({done.get('train_seconds') or 0:.0f} s): val_accuracy "
+            f"{done.get('val_accuracy') or 0:.4f}, val_loss {done.get('val_loss') or 0:.4f}; "
+            f"{verdict}.",
+        ]
     return "\n".join(lines) + "\n"

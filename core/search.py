@@ -10,6 +10,8 @@ land under ``output``::
     iterations/itNNN/candidates/ID/   trained candidates
     iterations/itNNN/ensemble/        the ensemble after weighting + safety net
     iterations/itNNN/controller/      controller after the update
+    finish/                           the finish (finish_epochs > 0): decision.json, the
+                                      continued best subnetwork, the ensemble with it
     final/                            model.keras, saved_model/, metrics.json, report.md
     plan.json                         the schedule and every planner decision taken
     search_log.jsonl                  one JSON event per line
@@ -33,7 +35,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from rachel.core import planner, steps, stop_rules, storage
+from rachel.core import finish, planner, steps, stop_rules, storage
 from rachel.core.config import SearchConfig
 from rachel.core.ensemble_state import CANDIDATE_FILE, ENSEMBLE_FILE, METRICS_FILE, EnsembleState
 from rachel.core.errors import TransientError
@@ -322,9 +324,18 @@ def _search(
             controller = controller_out
     finally:
         if trainer is not None:
-            trainer.close()
+            trainer.close()  # before the finish: the idle workers' memory is freed
 
     assert ensemble is not None
+    if config.finish_epochs > 0:
+        ensemble = _finish(config, run, splits, ensemble, started, emit, plan)
+        plan_record = storage.read_json(work / "plan.json")
+        state = EnsembleState.read(ensemble)
+        assert state.finish is not None
+        plan_record["finish"] = state.finish["decision"]
+        if state.finish.get("schedule"):
+            plan_record["schedules"][finish.FINISH_ID] = state.finish["schedule"]
+        storage.write_json(work / "plan.json", plan_record)
     metrics = steps.evaluate_ensemble(config, splits, ensemble, work / "final", started_at=started)
     emit(
         {
@@ -343,6 +354,52 @@ def _search(
     )
     run.publish("final")
     return metrics
+
+
+def _finish(
+    config: SearchConfig,
+    run: RunFolder,
+    splits: Path,
+    ensemble: Path,
+    started: float,
+    emit: Callable[[Event], None],
+    plan: dict[str, Any] | None,
+) -> Path:
+    """The finish (:mod:`rachel.core.finish`) in this process, on every core: decide, train,
+    add.  Each part is a completed step a resumed run skips; a resumed finish follows the
+    decision recorded before the kill."""
+    out = run.work / "finish"
+    finished = out / "ensemble"
+    if (finished / ENSEMBLE_FILE).exists():
+        return finished
+    decision_file = out / "decision.json"
+    if decision_file.exists():
+        plan = {**(plan or {}), "finish": storage.read_json(decision_file)}
+    decision, candidate = finish.finish_candidate(
+        config, ensemble, elapsed_seconds=time.time() - started, plan=plan
+    )
+    if not decision_file.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        storage.write_json(decision_file, decision.to_json())
+        run.publish("finish/decision.json")
+        emit({"event": "finish_plan", "plan": finish.describe(decision), **decision.to_json()})
+    target = out / "candidates" / finish.FINISH_ID
+    if candidate is not None and not _trained(target, candidate):
+        summary = steps.train_candidate(
+            config,
+            splits,
+            candidate,
+            target,
+            checkpoint_uri=checkpoint_for(target, run.checkpoints),
+        )
+        run.publish(f"finish/candidates/{finish.FINISH_ID}")
+        emit({"event": "candidate", "iteration": "finish", **summary})
+    record = finish.add_finished_member(
+        config, splits, ensemble, decision, target if candidate is not None else None, finished
+    )
+    run.publish("finish/ensemble")
+    emit({"event": "finish", **{k: v for k, v in record.items() if k != "decision"}})
+    return finished
 
 
 def _trained(folder: Path, candidate: dict[str, Any]) -> bool:

@@ -148,6 +148,9 @@ class Candidate:
     # recorded schedule {"epochs", "examples"} of a replayed plan (which then wins).
     time_limit: float | None = None
     schedule: dict[str, int] | None = None
+    # The finish (rachel.core.finish): the trained-candidate artifact whose weights this
+    # training starts from instead of a fresh initialisation.
+    warm_start: str | None = None
 
     @property
     def spec(self) -> ArchitectureSpec:
@@ -166,6 +169,8 @@ class Candidate:
             out["time_limit"] = self.time_limit
         if self.schedule is not None:
             out["schedule"] = dict(self.schedule)
+        if self.warm_start is not None:
+            out["warm_start"] = self.warm_start
         return out
 
     @classmethod
@@ -182,6 +187,7 @@ class Candidate:
                 schedule=None
                 if data.get("schedule") is None
                 else {k: int(data["schedule"][k]) for k in ("epochs", "examples")},
+                warm_start=None if data.get("warm_start") is None else str(data["warm_start"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"malformed candidate {str(data)[:200]}", "re-run generate") from err

@@ -36,7 +36,13 @@ from rachel.core.ensemble_state import (
     TrainedCandidate,
     absolute_reference,
 )
-from rachel.core.errors import CandidateFailedError, RachelError, StorageError, TransientError
+from rachel.core.errors import (
+    CandidateFailedError,
+    ConfigError,
+    RachelError,
+    StorageError,
+    TransientError,
+)
 from rachel.core.search_space import ArchitectureSpec, Candidate, candidate_id
 
 
@@ -117,6 +123,7 @@ def generate_candidates(
             elapsed_seconds=0.0,
             candidate_seconds=[],
             max_candidate_seconds=config.max_candidate_seconds,
+            reserve_seconds=planner.reserve_seconds(config),
             recorded=planner.load_decisions(plan),
         )
     else:
@@ -155,6 +162,15 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
     from rachel.core.training import TrainingSettings
 
     epochs, examples, time_limit = config.epochs, config.train_examples, None
+    finish: dict[str, Any] = {}
+    if candidate is not None and candidate.warm_start is not None:
+        # The finish (rachel.core.finish): its own epochs and restart rate, and every core
+        # of its machine (it trains alone, after the search).
+        epochs = config.finish_epochs
+        finish = {
+            "learning_rate": config.finish_learning_rate or config.learning_rate,
+            "threads": None,
+        }
     if candidate is not None and candidate.schedule is not None:
         epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]
     elif candidate is not None:
@@ -167,6 +183,7 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
             "seed": seed,  # the candidate's own, derived from the run's
             "augmentation": None if config.augmentation == "dataset" else config.augmentation,
             "time_limit": time_limit,
+            **finish,
         }
     )
 
@@ -219,6 +236,14 @@ def _transient_attempts(checkpoint_uri: str | None, err: BaseException) -> int |
     return seen + 1
 
 
+def _warm_start_weights(uri: str) -> list[np.ndarray]:
+    """The weights of the trained candidate at ``uri`` (local folder or gs:// prefix)."""
+    import keras
+
+    with storage.local_copy(storage.join(uri, MODEL_FILE)) as local:
+        return list(keras.saving.load_model(local).get_weights())
+
+
 def train_candidate(
     config: SearchConfig,
     splits_in: str | Path,
@@ -248,6 +273,7 @@ def train_candidate(
     seed = derived_seed(config.seed, 1, cand.iteration, cand.index)
     options = devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)
     splits = _load_splits(splits_in)
+    initial_weights = _warm_start_weights(cand.warm_start) if cand.warm_start else None
     started = time.time()
     settings = training_settings(config, seed, cand)
     devices.limit_threads(settings.threads)  # a ConfigError here is the run's, not the candidate's
@@ -261,6 +287,7 @@ def train_candidate(
                 options,
                 verbose=verbose,
                 checkpoint_uri=checkpoint_uri,
+                initial_weights=initial_weights,
             )
             if np.isfinite(result.val_logits).all():
                 result.model.save(tmp / MODEL_FILE)  # a full disk here is transient too
@@ -453,6 +480,7 @@ def weigh_ensemble(
             candidate_seconds=seconds,
             max_candidate_seconds=config.max_candidate_seconds,
             overhead_seconds=max(overheads, default=planner.OVERHEAD_SECONDS),
+            reserve_seconds=planner.reserve_seconds(config),
             recorded=planner.load_decisions(plan),
         ).to_json()
     entry["schedules"] = {
@@ -523,6 +551,13 @@ def evaluate_ensemble(
         raise CandidateFailedError(
             f"ensemble {ensemble_in} has no members", "run at least one iteration"
         )
+    if config.finish_epochs > 0 and state.finish is None:
+        raise ConfigError(
+            f"the configuration has a finish (finish_epochs={config.finish_epochs}) but ensemble "
+            f"{ensemble_in} was not finished",
+            "evaluate the finish step's ensemble (a pipeline compiled with finish_epochs=0 "
+            "cannot run this configuration: compile it with this configuration)",
+        )
     splits = _load_splits(splits_in)
     fit = fit_mixture_weights(
         state.member_logits(),
@@ -590,6 +625,7 @@ def evaluate_ensemble(
         "iterations": len(state.history),
         "candidates_trained": state.candidates_trained,
         "candidates_failed": state.candidates_failed,
+        "finish": state.finish,
         "seed": config.seed,
         "config": config.to_json(),
     }

@@ -125,6 +125,8 @@ class _ProgressWatcher(threading.Thread):
                 )
             for path in sorted(run_dir.glob("weigh-ensemble*/ensemble_out/ensemble.json")):
                 self._emit(path, lambda d, p: {"event": "iteration", **d["history"][-1]})
+            for path in sorted(run_dir.glob("finish-ensemble*/ensemble_out/ensemble.json")):
+                self._emit(path, lambda d, p: {"event": "finish", **(d.get("finish") or {})})
 
     def _emit(self, path: Path, make: Callable[[Any, Path], dict[str, Any]]) -> None:
         if path in self.seen:
@@ -150,6 +152,7 @@ def run_local(
     verbose: bool = True,
     plan: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
+    started_at: float | None = None,
 ) -> LocalRun:
     """Build the pipeline for ``config.iterations`` x ``config.candidates`` and run it locally.
 
@@ -161,8 +164,11 @@ def run_local(
     logs go to ``kfp-local.log`` in the run folder instead of the console.  ``plan``: a
     recorded ``plan.json`` whose decisions the run replays (see :mod:`rachel.core.planner`).
     ``params``: other pipeline parameters (``registry``, ``promotion_margin``).
+    ``started_at``: when the run started, in epoch seconds (default: now), the moment its
+    time budget counts from (``rachel run`` passes its own process start).
     """
-    from kfp import components, local
+    started_at = started_at or time.time()
+    from kfp import components, dsl, local
 
     from rachel.core import planner
 
@@ -181,6 +187,9 @@ def run_local(
         name=name,
         dedupe=False,
     )
+    # kfp.local cannot resolve the job's creation time (it fails on the placeholder); the
+    # run's start reaches the tasks as the started_at parameter instead.
+    ir = ir.replace(dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER.encode(), b"")
     root = Path(output).resolve()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +228,7 @@ def run_local(
                 pipeline(
                     config_json=json.dumps(config.to_json(), sort_keys=True),
                     plan_json=json.dumps(plan) if plan else "",
-                    **(params or {}),
+                    **{"started_at": started_at, **(params or {})},
                 )
             finally:
                 if watcher:

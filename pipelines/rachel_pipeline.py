@@ -7,6 +7,7 @@ list that ``dsl.ParallelFor`` fans out::
     split-data
       -> [ generate-candidates -> ParallelFor(train-candidate) -> Collected
            -> weigh-ensemble -> update-controller ]  x iterations
+      -> [ finish ]             only when the configuration has finish_epochs > 0
       -> evaluate-ensemble
       -> [ promote-champion ]   only when the ``registry`` parameter is set (dsl.If)
 
@@ -37,6 +38,12 @@ after each evaluation: the final model and the last controller update are publis
 registry's champion if the model beats it by ``promotion_margin`` on the same test split.
 With ``registry`` empty (the default) the step is skipped.
 
+Run clock: the tasks that decide on time (weigh, finish, evaluate) count from the run's
+start, ``started_at`` (epoch seconds; ``rachel run`` passes it), else the job's creation
+time (:mod:`rachel.core.run_clock`).  The finish (:mod:`rachel.core.finish`) is compiled
+in when the compiled configuration has ``finish_epochs`` > 0; a run whose ``config_json``
+asks for a finish the DAG lacks fails at evaluation, naming the fix.
+
 Compiling imports kfp and the component modules only, never TensorFlow.
 """
 
@@ -48,6 +55,7 @@ from typing import Any
 from kfp import dsl, kubernetes
 
 from rachel.components.evaluate_ensemble import evaluate_ensemble
+from rachel.components.finish_ensemble import finish_ensemble
 from rachel.components.generate_candidates import generate_candidates
 from rachel.components.promote_champion import promote_champion
 from rachel.components.settings import DEFAULT_PLACEMENT, Placement
@@ -68,6 +76,7 @@ CACHING = {
     "train_candidate": True,
     "weigh_ensemble": False,  # records start times and training seconds
     "update_controller": True,
+    "finish_ensemble": False,  # its time limit is what the run has left
     "evaluate_ensemble": False,  # records wall-clock and inference seconds
     "promote_champion": False,  # depends on the registry's champion at run time
 }
@@ -168,7 +177,12 @@ def build_pipeline(
     ):
         early_stop = EarlyStop()  # a stop rule needs the conditional DAG
 
-    def body(config_json: str, plan_json: str, registry: Any, promotion_margin: Any) -> None:
+    clock = {"job_created": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER}
+
+    def body(
+        config_json: str, plan_json: str, registry: Any, promotion_margin: Any, started_at: Any
+    ) -> None:
+        clock["started_at"] = started_at
         split = _light(split_data(config_json=config_json), placement, "split_data")
         split.set_display_name("split-data")
         splits = split.outputs["splits"]
@@ -196,6 +210,7 @@ def build_pipeline(
                 candidates=dsl.Collected(train.outputs["model"]),
                 plan_json=plan_json,
                 **weigh_state,
+                **clock,
             )
             _light(weigh, placement, "weigh_ensemble").set_display_name(f"weigh-it{it}")
             update = update_controller(
@@ -221,7 +236,21 @@ def build_pipeline(
                     evaluate(new_ensemble, new_controller)
 
         def evaluate(ensemble: Any, controller: Any) -> None:
-            final = evaluate_ensemble(config_json=config_json, splits=splits, ensemble=ensemble)
+            if default_config.finish_epochs > 0:
+                finished = finish_ensemble(
+                    config_json=config_json,
+                    splits=splits,
+                    ensemble_in=ensemble,
+                    plan_json=plan_json,
+                    checkpoint_root=dsl.PIPELINE_ROOT_PLACEHOLDER,
+                    **clock,
+                )
+                _training(finished, placement).set_display_name("finish")
+                finished.set_caching_options(CACHING["finish_ensemble"])
+                ensemble = finished.outputs["ensemble_out"]
+            final = evaluate_ensemble(
+                config_json=config_json, splits=splits, ensemble=ensemble, **clock
+            )
             _light(final, placement, "evaluate_ensemble").set_display_name("evaluate-ensemble")
             with dsl.If(registry != "", name="if-registry"):
                 promote = promote_champion(
@@ -242,8 +271,9 @@ def build_pipeline(
         plan_json: str = "",
         registry: str = "",
         promotion_margin: float = 0.0,
+        started_at: float = 0.0,
     ) -> None:
-        body(config_json, plan_json, registry, promotion_margin)
+        body(config_json, plan_json, registry, promotion_margin, started_at)
 
     rachel_pipeline.__doc__ = (
         f"RACHEL architecture search: {iterations} iteration(s) x {candidates} candidate(s) "

@@ -526,3 +526,41 @@ def test_promotion_runs_after_evaluation_only_with_a_registry(compiled: dict) ->
     }
     _, container = _executor(compiled, promote)
     assert container["image"] == CPU_IMAGE and "accelerator" not in container["resources"]
+
+
+def test_a_configuration_with_a_finish_compiles_it_on_a_gpu_before_the_evaluation() -> None:
+    from rachel.core.config import budget_config
+
+    config = budget_config("smoke", finish_epochs=3).replace(time_budget_seconds=None)
+    spec, platform = _docs(compile_to_bytes(iterations=2, candidates=2, config=config))
+    _strict(spec, platform)
+    c = dict(spec=spec, root=spec["root"]["dag"]["tasks"])
+    by = {t["taskInfo"]["name"]: (key, t) for key, t in c["root"].items()}
+    key, task = by["finish"]
+    ensemble = task["inputs"]["artifacts"]["ensemble_in"]["taskOutputArtifact"]
+    assert ensemble["producerTask"] == by["weigh-it1"][0]
+    final = by["evaluate-ensemble"][1]["inputs"]["artifacts"]["ensemble"]["taskOutputArtifact"]
+    assert final == {"outputArtifactKey": "ensemble_out", "producerTask": key}
+    _, container = _executor(c, task)
+    assert container["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert container["image"] == GPU_IMAGE
+    assert task["retryPolicy"]["maxRetryCount"] == 3
+    assert task["cachingOptions"].get("enableCache", False) is False
+    assert task["inputs"]["parameters"]["checkpoint_root"]["runtimeValue"]["constant"] == (
+        "{{$.pipeline_root}}"
+    )
+    # without a finish in the configuration, no finish task (and no GPU pod for nothing)
+    plain, _ = _docs(compile_to_bytes(iterations=2, candidates=2))
+    names = {t["taskInfo"]["name"] for t in plain["root"]["dag"]["tasks"].values()}
+    assert "finish" not in names and "evaluate-ensemble" in names
+
+
+def test_the_tasks_that_decide_on_time_count_from_the_runs_start(compiled: dict) -> None:
+    params = compiled["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert params["started_at"]["defaultValue"] == 0.0
+    for display in ("weigh-it0", f"weigh-it{ITERATIONS - 1}", "evaluate-ensemble"):
+        inputs = compiled["root"][compiled["by_display"][display]]["inputs"]["parameters"]
+        assert inputs["started_at"] == {"componentInputParameter": "started_at"}
+        assert inputs["job_created"]["runtimeValue"]["constant"] == (
+            "{{$.pipeline_job_create_time_utc}}"
+        )

@@ -1,5 +1,6 @@
 """End to end: ``rachel run`` executes the compiled pipeline under kfp.local on real
-Fashion-MNIST (a tiny budget: 2 iterations x 2 candidates, ~2 minutes on 2 CPU cores)."""
+Fashion-MNIST (a tiny budget: 2 iterations x 2 candidates and a one-epoch finish, ~2 minutes
+on 2 CPU cores)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ TINY = [
     "ensemble_epochs=2",
     "--set",
     "final_ensemble_epochs=5",
+    "--set",
+    "finish_epochs=1",
     "--time-budget",
     "0",
 ]
@@ -81,8 +84,17 @@ def test_rachel_run_trains_and_exports_a_loadable_model(
     assert [len(json.loads(p.read_text())["history"]) for p in ensembles] == [1, 2]
     assert len(list(run_dir.glob("update-controller*/controller_out/controller.json"))) == 2
 
+    # the finish task continued the best subnetwork and the evaluation weighed it in
+    (finished,) = run_dir.glob("finish-ensemble*/ensemble_out/ensemble.json")
+    state = json.loads(finished.read_text())
+    assert state["finish"]["candidate_id"] == "finish" and state["finish"]["epochs_run"] == 1
+    (member,) = run_dir.glob("finish-ensemble*/member/metrics.json")
+    assert json.loads(member.read_text())["warm_start"] is True
+    assert "finish:" in done.stdout  # the progress line of the finish
+
     metrics = json.loads(metrics_file.read_text())
-    assert metrics["iterations"] == 2 and metrics["candidates_trained"] == 4
+    assert metrics["iterations"] == 2 and metrics["candidates_trained"] == 5
+    assert metrics["finish"]["from"] == state["finish"]["from"]
     assert metrics["test_examples"] == 300
     assert metrics["test_accuracy"] > 0.2  # chance is 0.1
     assert 0.0 < metrics["macro_f1"] <= 1.0
