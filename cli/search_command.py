@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
             )
         elif args.registry:
             registry.champion(args.registry)  # an unusable registry fails before the search
+        from rachel.core import run_clock
+
         metrics = run_search(
             config,
             args.output,
@@ -183,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             plan=plan,
             restart=args.restart,
             initial_controller=initial,
+            started_at=time.time() - run_clock.process_age(),  # the budget is the command's
         )
     print(f"model:   {args.output}/final/model.keras (SavedModel: {args.output}/final/saved_model)")
     print(f"metrics: {args.output}/final/metrics.json  report: {args.output}/final/report.md")

@@ -222,6 +222,17 @@ class SearchConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        if self.finish_epochs > 0 and self.time_budget_seconds:
+            from rachel.core.planner import RESERVE_SECONDS
+
+            left = self.time_budget_seconds * (1.0 - self.finish_fraction) - RESERVE_SECONDS
+            if left < 1.0:
+                raise ConfigError(
+                    f"finish_fraction={self.finish_fraction} of a "
+                    f"{self.time_budget_seconds:g} s budget leaves the search no time "
+                    f"({RESERVE_SECONDS:g} s go to the final evaluation)",
+                    "lower finish_fraction, raise --time-budget, or set finish_epochs=0",
+                )
 
     @property
     def budget_label(self) -> str:

@@ -139,7 +139,8 @@ def add_finished_member(
                 state.weights = [float(w) for w in fit.weights]
                 record["accepted"] = True
             record["objective_after"] = fit.loss
-    state.finish = record
+    if config.finish_epochs > 0:  # else the same state as rachel search's, which has no finish
+        state.finish = record
     with storage.atomic_dir(ensemble_out) as tmp:
         state.write(tmp, location=ensemble_out)
     return record

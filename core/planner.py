@@ -141,6 +141,7 @@ def check_plan(plan: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> No
         return
     load_decisions(plan)
     load_schedules(plan)
+    load_finish(plan)
     differs = sorted(k for k in summary if k in plan and plan[k] != summary[k])
     missing = [k for k in ("config_fingerprint",) if k not in plan]
     if differs or missing:

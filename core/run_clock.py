@@ -13,6 +13,7 @@ passes, else the job's creation time that a KFP backend substitutes for
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import datetime, timezone
 
@@ -26,6 +27,7 @@ def run_start(started_at: float = 0.0, job_created: str = "") -> float | None:
     text = (job_created or "").strip()
     if not text or text.startswith("{{"):
         return None
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # nanoseconds: datetime holds microseconds
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -48,6 +48,7 @@ RUN_ENTRIES = (
     PLAN_FILE,
     "splits.npz",
     "iterations",
+    "finish",
     "final",
     CONFIG_FILE,
 )

@@ -165,6 +165,7 @@ def run_search(
     plan: dict[str, Any] | None = None,
     initial_controller: str | Path | None = None,
     restart: bool = False,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     """Run the search; returns the final metrics (also in ``output/final/metrics.json``).
 
@@ -176,6 +177,9 @@ def run_search(
     (the same seed then gives exactly the recorded run's result).
     ``initial_controller``: a controller checkpoint folder to start from instead of a fresh
     controller (a warm start from the registry's champion).
+    ``started_at``: when a new run started, in epoch seconds, the moment its time budget
+    counts from (default: now; ``rachel search`` passes its own process start, as ``rachel
+    run`` does, so both count the command's start-up).
 
     Nothing is written before the configuration, the plan, the output and the dataset have
     been checked: a rejected run leaves its output as it found it.
@@ -199,7 +203,7 @@ def run_search(
                     }
                 )
             return dict(metrics)
-        return _search(config, run, on_event, plan, initial_controller)
+        return _search(config, run, on_event, plan, initial_controller, started_at)
     finally:
         run.close()
 
@@ -210,11 +214,12 @@ def _search(
     on_event: Callable[[Event], None] | None,
     plan: dict[str, Any] | None,
     initial_controller: str | Path | None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     work = run.work
     splits = work / "splits.npz"
     data_summary = None
-    loading_started = time.time()  # a new run's clock includes reading the data
+    loading_started = started_at or time.time()  # a new run's clock includes reading the data
     if run.restart_pending or not splits.exists():
         # Read and validate the dataset before the first byte of the run is written.
         with tempfile.TemporaryDirectory(prefix="rachel-split-") as tmp:
@@ -384,7 +389,9 @@ def _finish(
         run.publish("finish/decision.json")
         emit({"event": "finish_plan", "plan": finish.describe(decision), **decision.to_json()})
     target = out / "candidates" / finish.FINISH_ID
-    if candidate is not None and not _trained(target, candidate):
+    # warm_start names the member's folder by its absolute path, which differs between two
+    # local copies of one gs:// run (or a moved folder): the rest identifies the training.
+    if candidate is not None and not _trained(target, candidate, ignore=("warm_start",)):
         summary = steps.train_candidate(
             config,
             splits,
@@ -402,13 +409,18 @@ def _finish(
     return finished
 
 
-def _trained(folder: Path, candidate: dict[str, Any]) -> bool:
-    """Whether an earlier attempt trained exactly this proposal into ``folder``."""
+def _trained(folder: Path, candidate: dict[str, Any], ignore: tuple[str, ...] = ()) -> bool:
+    """Whether an earlier attempt trained exactly this proposal into ``folder`` (the
+    ``ignore`` keys of the candidate aside)."""
     try:
         recorded = json.loads((folder / CANDIDATE_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return (folder / METRICS_FILE).exists() and recorded == json.loads(json.dumps(candidate))
+    wanted = json.loads(json.dumps(candidate))
+    for key in ignore:
+        recorded.pop(key, None)
+        wanted.pop(key, None)
+    return (folder / METRICS_FILE).exists() and recorded == wanted
 
 
 def _completed_iterations(work: Path, iterations: int) -> int:

@@ -170,6 +170,7 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
         finish = {
             "learning_rate": config.finish_learning_rate or config.learning_rate,
             "threads": None,
+            "fill_time": True,
         }
     if candidate is not None and candidate.schedule is not None:
         epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]

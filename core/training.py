@@ -30,6 +30,7 @@ those logits, so it never has to load a model to score a candidate.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -61,6 +62,7 @@ class TrainingSettings:
     head: str = "flatten"  # see rachel.core.architecture
     pool_first: bool = False
     time_limit: float | None = None  # seconds: probe, then train the epochs that fit
+    fill_time: bool = False  # the finish: use the whole limit (see fit_schedule)
 
 
 @dataclass
@@ -263,6 +265,40 @@ MIN_EXAMPLES = 1000
 EPOCH_OVERRUN = 1.1
 
 
+def fit_schedule(
+    limit: float,
+    examples: int,
+    val_examples: int,
+    per_example: float,
+    *,
+    max_epochs: int,
+    fill: bool = False,
+) -> tuple[int, int]:
+    """(epochs, examples) that fit ``limit`` seconds at ``per_example`` training seconds:
+    the most epochs up to ``max_epochs`` over all ``examples``, each costing its training
+    steps, its validation pass (inference, ~1/3 of a training step) and the
+    :data:`EPOCH_OVERRUN`; when not even one fits, one epoch over fewer examples (at least
+    :data:`MIN_EXAMPLES`).
+
+    ``fill`` (the finish, which has the rest of the budget to itself): when 2.9 epochs fit,
+    train 3 epochs over 97 % of the examples instead of 2 over all of them.  Seen on the
+    ``small`` preset, seed 0 (one run each): with the floor the finish trained 2 epochs, the
+    run ended 54 s early and returned test accuracy 0.909; an earlier run (planned without
+    :data:`EPOCH_OVERRUN`) whose finish trained 3 epochs returned 0.923."""
+    validation = val_examples * per_example / 3.0
+    epoch_seconds = (examples * per_example + validation) * EPOCH_OVERRUN
+    fits = limit / epoch_seconds
+    if fill and 1.0 <= fits < max_epochs and fits != int(fits):
+        epochs = math.ceil(fits)
+        per_epoch = limit / epochs / EPOCH_OVERRUN - validation
+        return epochs, int(min(examples, per_epoch // per_example))
+    epochs = int(min(max_epochs, fits))
+    if epochs >= 1:
+        return epochs, examples
+    fewer = int((limit / EPOCH_OVERRUN - validation) // per_example)
+    return 1, int(min(examples, max(MIN_EXAMPLES, fewer)))
+
+
 def probe_schedule(
     build: Any, splits: Any, settings: TrainingSettings, *, xla: bool = False
 ) -> tuple[TrainingSettings, dict[str, Any]]:
@@ -284,14 +320,16 @@ def probe_schedule(
     started = time.perf_counter()
     model.fit(x[batch:], y[batch:], batch_size=batch, epochs=1, verbose=0, shuffle=False)
     per_example = (time.perf_counter() - started) / max(1, n_probe - batch)
-    validation = len(splits.y_val) * per_example / 3.0  # inference: ~1/3 of a training step
     # the probe itself is part of the limit
     limit = float(settings.time_limit or math.inf) - (time.perf_counter() - probe_started)
-    n = len(x_train)
-    epochs = int(min(settings.epochs, limit // ((n * per_example + validation) * EPOCH_OVERRUN)))
-    if epochs < 1:
-        epochs = 1
-        n = int(min(n, max(MIN_EXAMPLES, (limit / EPOCH_OVERRUN - validation) // per_example)))
+    epochs, n = fit_schedule(
+        limit,
+        len(x_train),
+        len(splits.y_val),
+        per_example,
+        max_epochs=settings.epochs,
+        fill=settings.fill_time,
+    )
     probe = {"seconds_per_example": per_example, "time_limit": settings.time_limit}
     return replace(settings, epochs=epochs, train_examples=n, time_limit=None), probe
 
@@ -380,7 +418,8 @@ def train_candidate_model(
         images_per_second=metrics["train_examples"] * metrics["epochs_run"] / train_seconds,
         params=int(model.count_params()),
         seed=settings.seed,
-        threads=settings.threads,
+        threads=settings.threads,  # None: the backend's default, over these cpus
+        cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         backend=keras.backend.backend(),
         device=devices.device_kind,
         mixed_precision=devices.mixed_precision,

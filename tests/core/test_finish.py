@@ -181,3 +181,15 @@ def test_rachel_search_finishes_replays_and_resumes_the_same(fashion_files, tmp_
     resumed = run_search(cfg, out)
     assert resumed["test_accuracy"] == first["test_accuracy"]
     assert resumed["mixture_weights"] == first["mixture_weights"]
+
+    # --restart discards the earlier finish with the rest of the run, and trains it again.
+    trained = out / "finish" / "candidates" / "finish" / "metrics.json"
+    before = trained.stat().st_mtime_ns
+    run_search(cfg, out, restart=True)
+    assert trained.stat().st_mtime_ns > before
+
+
+def test_a_finish_share_that_leaves_the_search_no_time_is_refused():
+    with pytest.raises(ConfigError, match="finish_fraction=0.9 of a 60 s budget"):
+        budget_config("small", time_budget_seconds=60.0, finish_fraction=0.9)
+    budget_config("small", time_budget_seconds=60.0, finish_fraction=0.5)  # 15 s are left

@@ -21,6 +21,10 @@ def test_the_jobs_creation_time_is_read_as_utc(text):
     assert run_start(0.0, text) == 1796137200.0
 
 
+def test_a_creation_time_in_nanoseconds_is_read():
+    assert run_start(0.0, "2026-12-01T15:00:00.123456789Z") == pytest.approx(1796137200.123456)
+
+
 @pytest.mark.parametrize("text", ["", "{{$.pipeline_job_create_time_utc}}", "yesterday"])
 def test_an_unknown_start_is_none(text):
     assert run_start(0.0, text) is None
