@@ -86,6 +86,7 @@ def run_rachel(args, started, **overrides):
     config = _config(args, **overrides)
     with tempfile.TemporaryDirectory() as out:
         metrics = run_search(config, out)
+        timeline = _timeline(Path(out) / "search_log.jsonl")
     finish = metrics.get("finish") or {}
     return {
         "test_accuracy": metrics["test_accuracy"],
@@ -96,7 +97,26 @@ def run_rachel(args, started, **overrides):
         "finish_epochs_run": finish.get("epochs_run"),
         "finish_seconds": finish.get("train_seconds"),
         "finish_accepted": finish.get("accepted"),
+        "timeline": timeline,
     }
+
+
+def _timeline(log: Path) -> list[dict]:
+    """When each candidate, iteration and the finish ended (seconds since the search's
+    start), with the figures that explain the run's wall time."""
+    keys = ("candidate_id", "epochs_run", "train_seconds", "step_seconds", "time_limit")
+    rows = []
+    try:
+        for line in log.read_text().splitlines():
+            event = json.loads(line)
+            if event["event"] in ("candidate", "iteration", "finish_plan", "finish", "final"):
+                rows.append(
+                    {"t": event["t"], "event": event["event"]}
+                    | {k: event[k] for k in keys if event.get(k) is not None}
+                )
+    except (OSError, ValueError, KeyError):
+        return []
+    return rows
 
 
 def run_convnet(args, started):

@@ -42,7 +42,8 @@ def finish_ensemble(
     from rachel.core.ensemble_state import EnsembleState
 
     config = SearchConfig.from_json(config_json)
-    prefix = recorded = None
+    prefix: str | None = None
+    recorded: str | None = None
     plan = dict(planner.load_plan(plan_json or None) or {}) or None
     if checkpoint_root.startswith(("gs://", "/")):
         key = fingerprint(config_json, plan_json, ensemble_in.uri, splits.uri, "finish")
