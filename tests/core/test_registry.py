@@ -652,6 +652,7 @@ def _fake_run_search(accuracy: float, seen: dict[str, Any]) -> Any:
         plan: Any = None,
         initial_controller: Any = None,
         restart: bool = False,
+        started_at: Any = None,
     ) -> dict[str, Any]:
         if initial_controller is not None:
             seen["warm"] = Controller.load(initial_controller).settings
