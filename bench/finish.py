@@ -36,6 +36,7 @@ BASE = dict(
 
 def main() -> int:
     from resumable import ResultsFile
+    from spec_arg import parse_spec
     from table import print_key_values
 
     p = argparse.ArgumentParser(
@@ -54,18 +55,9 @@ def main() -> int:
     from rachel.core import devices
     from rachel.core.data import load_dataset
     from rachel.core.input_pipeline import normalise
-    from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
     from rachel.core.training import TrainingSettings, train_candidate_model
 
-    spec = ArchitectureSpec(
-        tuple(
-            Layer(
-                BlockType.RESIDUAL if t.startswith("res") else BlockType.STANDARD,
-                int(t.lstrip("convres")),
-            )
-            for t in args.spec.split(",")
-        )
-    )
+    spec = parse_spec(args.spec)
     splits = load_dataset("fashion_mnist", data_dir=args.data_dir, seed=args.seed)
     results = ResultsFile(args.output, {"base": BASE, "spec": spec.describe()})
     options = devices.resolve("off", "off", "off")

@@ -5,27 +5,15 @@ import json
 
 import numpy as np
 import pytest
+from helpers.tiny import TINY as SHARED
+from helpers.tiny import UNTIMED
 
 from rachel.core import finish, planner, steps
 from rachel.core.config import budget_config
 from rachel.core.ensemble_state import MODEL_FILE, VAL_LOGITS_FILE, EnsembleState
 from rachel.core.errors import ConfigError
 
-TINY = dict(
-    train_size=600,
-    val_size=200,
-    test_size=200,
-    iterations=1,
-    candidates=1,
-    max_new_layers=1,
-    max_width=16,
-    epochs=1,
-    batch_size=64,
-    ensemble_epochs=3,
-    final_ensemble_epochs=5,
-    parallel_candidates=1,
-)
-UNTIMED = dict(time_budget_seconds=None, train_threads=None, max_candidate_seconds=None)
+TINY = {**SHARED, "candidates": 1}
 
 
 # ------------------------------------------------------------------------- planner

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers.tiny import TINY, UNTIMED
 
 from rachel.core import steps
 from rachel.core.config import budget_config
@@ -21,22 +22,6 @@ from rachel.core.ensemble_state import (
 )
 from rachel.core.errors import CandidateFailedError
 from rachel.core.search_space import ArchitectureSpec, Candidate, LayerTokens
-
-TINY = dict(
-    train_size=600,
-    val_size=200,
-    test_size=200,
-    iterations=1,
-    candidates=2,
-    max_new_layers=1,
-    max_width=16,
-    epochs=1,
-    batch_size=64,
-    ensemble_epochs=3,
-    final_ensemble_epochs=5,
-    parallel_candidates=1,
-)
-UNTIMED = dict(time_budget_seconds=None, train_threads=None, max_candidate_seconds=None)
 
 
 def _fake_trained(folder, cid, iteration, index, logits, status="ok"):
