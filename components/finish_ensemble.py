@@ -37,17 +37,17 @@ def finish_ensemble(
     import time
 
     from rachel.core import finish, planner, run_clock, steps, storage
-    from rachel.core.checkpoint import fingerprint
+    from rachel.core.checkpoint import task_prefix
     from rachel.core.config import SearchConfig
     from rachel.core.ensemble_state import EnsembleState
 
     config = SearchConfig.from_json(config_json)
-    prefix: str | None = None
     recorded: str | None = None
     plan = dict(planner.load_plan(plan_json or None) or {}) or None
-    if checkpoint_root.startswith(("gs://", "/")):
-        key = fingerprint(config_json, plan_json, ensemble_in.uri, splits.uri, "finish")
-        prefix = storage.join(checkpoint_root, "checkpoints", key)
+    prefix = task_prefix(
+        checkpoint_root, config_json, plan_json, ensemble_in.uri, splits.uri, "finish"
+    )
+    if prefix is not None:
         recorded = storage.join(prefix, "decision.json")
         if storage.exists(recorded):  # a retry: the first attempt's decision
             plan = {**(plan or {}), "finish": storage.read_json(recorded)}

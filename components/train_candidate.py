@@ -25,16 +25,12 @@ def train_candidate(
     starting over.  The checkpoint's place depends only on the task's inputs, which keeps
     the task cacheable.
     """
-    from rachel.core import steps, storage
-    from rachel.core.checkpoint import fingerprint
+    from rachel.core import steps
+    from rachel.core.checkpoint import task_prefix
     from rachel.core.config import SearchConfig
 
-    checkpoint = None
-    # Only where every retry can read it: gs:// (a cluster) or a local root (kfp.local); not
-    # "{{...}}" (a backend that left the placeholder unresolved) nor minio:// or s3://.
-    if checkpoint_root.startswith(("gs://", "/")):
-        key = fingerprint(config_json, candidate, splits.uri)  # the task's inputs only
-        checkpoint = storage.join(checkpoint_root, "checkpoints", key)
+    # the task's inputs only: a retry finds its own checkpoint
+    checkpoint = task_prefix(checkpoint_root, config_json, candidate, splits.uri)
     summary = steps.train_candidate(
         SearchConfig.from_json(config_json),
         splits.path,

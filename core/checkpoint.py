@@ -42,6 +42,18 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def task_prefix(root: str, *inputs: Any) -> str | None:
+    """Where a pipeline task keeps its checkpoints under ``root`` (the pipeline root), keyed
+    by the task's inputs so that only its own retries find them; None where a retry could
+    not read them back: only gs:// (a cluster) and a local root (kfp.local) qualify, not a
+    "{{...}}" placeholder a backend left unresolved, nor minio:// or s3://."""
+    if not root.startswith(("gs://", "/")):
+        return None
+    from rachel.core import storage
+
+    return storage.join(root, "checkpoints", fingerprint(*inputs))
+
+
 @dataclass
 class Saved:
     epoch: int  # the last completed epoch (0-based)

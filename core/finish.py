@@ -34,6 +34,7 @@ from rachel.core.config import SearchConfig
 from rachel.core.ensemble import fit_mixture_weights
 from rachel.core.ensemble_state import EnsembleState, TrainedCandidate, absolute_reference
 from rachel.core.search_space import ArchitectureSpec, Candidate
+from rachel.core.seeds import derived_seed
 
 FINISH_ID = "finish"
 
@@ -93,7 +94,7 @@ def add_finished_member(
 ) -> dict[str, Any]:
     """Write the finished ensemble: ``ensemble_in`` plus the continued model (trained into
     ``candidate_dir``; None when the finish did not train), with its ``finish`` record."""
-    from rachel.core.steps import _load_splits, derived_seed
+    from rachel.core.data.splits import DatasetSplits
 
     state = EnsembleState.read(ensemble_in)
     record: dict[str, Any] = {
@@ -126,7 +127,7 @@ def add_finished_member(
             logits = (state.member_logits() if config.ensemble else []) + [trained.val_logits()]
             fit = fit_mixture_weights(
                 logits,
-                _load_splits(splits_in).y_val,
+                DatasetSplits.load(str(splits_in)).y_val,
                 epochs=config.ensemble_epochs,
                 learning_rate=config.ensemble_learning_rate,
                 batch_size=config.ensemble_batch_size,

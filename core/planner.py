@@ -153,8 +153,9 @@ def check_plan(plan: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> No
         )
 
 
-def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, int]]:
-    """Each candidate's recorded schedule ``{"epochs", "examples"}``, by candidate id."""
+def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, Any]]:
+    """Each candidate's recorded schedule ``{"epochs", "examples"}`` by candidate id, and
+    the finish's re-plans (``replans``: ``{"after", "epochs", "examples"}`` each)."""
     if plan is None:
         return {}
     data = json.loads(plan) if isinstance(plan, str) else plan
@@ -164,8 +165,15 @@ def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, 
             "a plan's schedules must map candidate ids to schedules", "pass a plan.json from a run"
         )
     try:
-        return {str(k): {f: int(v[f]) for f in ("epochs", "examples")} for k, v in raw.items()}
-    except (KeyError, TypeError, ValueError) as err:
+        out: dict[str, dict[str, Any]] = {}
+        for k, v in raw.items():
+            out[str(k)] = {f: int(v[f]) for f in ("epochs", "examples")}
+            if v.get("replans"):
+                out[str(k)]["replans"] = [
+                    {f: int(r[f]) for f in ("after", "epochs", "examples")} for r in v["replans"]
+                ]
+        return out
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(
             f"malformed schedule in the plan ({err})", "pass a plan.json from a run"
         ) from err

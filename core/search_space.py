@@ -145,9 +145,10 @@ class Candidate:
     base: ArchitectureSpec
     decisions: tuple[LayerTokens, ...]
     # The planner's limits (rachel.core.planner): a wall-clock cap on training, or the
-    # recorded schedule {"epochs", "examples"} of a replayed plan (which then wins).
+    # recorded schedule {"epochs", "examples"} of a replayed plan (which then wins); the
+    # finish's also has its re-plans ("replans").
     time_limit: float | None = None
-    schedule: dict[str, int] | None = None
+    schedule: dict[str, Any] | None = None
     # The finish (rachel.core.finish): the trained-candidate artifact whose weights this
     # training starts from instead of a fresh initialisation.
     warm_start: str | None = None
@@ -184,9 +185,7 @@ class Candidate:
                 base=ArchitectureSpec.from_json(data["base"]),
                 decisions=tuple(LayerTokens(*map(int, d)) for d in data["decisions"]),
                 time_limit=None if data.get("time_limit") is None else float(data["time_limit"]),
-                schedule=None
-                if data.get("schedule") is None
-                else {k: int(data["schedule"][k]) for k in ("epochs", "examples")},
+                schedule=None if data.get("schedule") is None else _schedule(data["schedule"]),
                 warm_start=None if data.get("warm_start") is None else str(data["warm_start"]),
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -199,3 +198,12 @@ def candidate_id(iteration: int, index: int) -> str:
 
 def decisions_from_tokens(tokens: Sequence[Sequence[int]]) -> tuple[LayerTokens, ...]:
     return tuple(LayerTokens(int(p), int(b), int(w)) for p, b, w in tokens)
+
+
+def _schedule(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: int(data[k]) for k in ("epochs", "examples")}
+    if data.get("replans"):
+        out["replans"] = [
+            {k: int(r[k]) for k in ("after", "epochs", "examples")} for r in data["replans"]
+        ]
+    return out

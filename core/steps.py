@@ -44,6 +44,7 @@ from rachel.core.errors import (
     TransientError,
 )
 from rachel.core.search_space import ArchitectureSpec, Candidate, candidate_id
+from rachel.core.seeds import derived_seed
 
 
 def _load_splits(uri: str | Path) -> Any:
@@ -53,11 +54,6 @@ def _load_splits(uri: str | Path) -> Any:
 
 
 PRUNE_WEIGHT = 1e-3  # members below this mixture weight are left out of the export
-
-
-def derived_seed(seed: int, *keys: int) -> int:
-    """A per-purpose 31-bit seed from the run seed (recorded wherever it is used)."""
-    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 # --------------------------------------------------------------------------- 1. data
@@ -174,6 +170,7 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
         }
     if candidate is not None and candidate.schedule is not None:
         epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]
+        finish["replans"] = tuple(candidate.schedule.get("replans", ()))
     elif candidate is not None:
         time_limit = candidate.time_limit
     return TrainingSettings(
@@ -242,7 +239,7 @@ def _warm_start_weights(uri: str) -> list[np.ndarray]:
     import keras
 
     with storage.local_copy(storage.join(uri, MODEL_FILE)) as local:
-        return list(keras.saving.load_model(local).get_weights())
+        return list(keras.saving.load_model(local, compile=False).get_weights())
 
 
 def train_candidate(
@@ -582,7 +579,7 @@ def evaluate_ensemble(
     models = []
     for cid in merged:
         with state.member_file(cid, MODEL_FILE) as local:
-            models.append(keras.saving.load_model(local))
+            models.append(keras.saving.load_model(local, compile=False))
     servable = build_servable(models, list(merged.values()), tuple(splits.input_shape))
 
     x_test = splits.x_test.astype(np.float32)

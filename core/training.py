@@ -62,7 +62,8 @@ class TrainingSettings:
     head: str = "flatten"  # see rachel.core.architecture
     pool_first: bool = False
     time_limit: float | None = None  # seconds: probe, then train the epochs that fit
-    fill_time: bool = False  # the finish: use the whole limit (see fit_schedule)
+    fill_time: bool = False  # the finish: use the whole limit, re-planned after each epoch
+    replans: tuple[dict[str, int], ...] = ()  # the finish's recorded re-plans (replayed)
 
 
 @dataclass
@@ -73,22 +74,114 @@ class TrainResult:
 
 
 def compile_for_training(
-    model: Any, settings: TrainingSettings, steps_per_epoch: int, *, xla: bool = False
-) -> None:
-    """Adam with a cosine decay over the planned epochs, cross-entropy from logits."""
+    model: Any,
+    settings: TrainingSettings,
+    steps_per_epoch: int,
+    *,
+    xla: bool = False,
+    examples: int | None = None,
+) -> Any:
+    """Adam with a cosine decay over the planned epochs, cross-entropy from logits.  The
+    finish (``fill_time``) gets the re-plannable :class:`rachel.core.lr_schedule.ContinuedCosine`
+    instead, at the segment its recorded re-plans give."""
     import keras
 
-    schedule = keras.optimizers.schedules.CosineDecay(
-        settings.learning_rate,
-        decay_steps=max(1, settings.epochs * steps_per_epoch),
-        alpha=LR_FLOOR,
-    )
+    if settings.fill_time:
+        from rachel.core.lr_schedule import ContinuedCosine
+
+        n = examples if examples is not None else steps_per_epoch * settings.batch_size
+        start, rate, end, _, _ = schedule_segment(settings, n, settings.replans)
+        schedule: Any = ContinuedCosine(rate, LR_FLOOR * settings.learning_rate, start, end)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            settings.learning_rate,
+            decay_steps=max(1, settings.epochs * steps_per_epoch),
+            alpha=LR_FLOOR,
+        )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         jit_compile=xla,
     )
+    return schedule
+
+
+def cosine_rate(step: int, start_rate: float, floor: float, start: int, end: int) -> float:
+    """:class:`rachel.core.lr_schedule.ContinuedCosine`'s rate at ``step``, in Python."""
+    progress = min(1.0, max(0.0, (step - start) / float(max(start + 1, end) - start)))
+    return floor + (start_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def schedule_segment(
+    settings: TrainingSettings, examples: int, replans: Any
+) -> tuple[int, float, int, int, int]:
+    """The finish's schedule after ``replans`` (each ``{"after", "epochs", "examples"}``:
+    after epoch ``after``, train ``epochs`` in all over ``examples`` each), starting from
+    ``settings.epochs`` over ``examples`` per epoch: the current
+    cosine segment (start step, start rate, end step), the planned epochs and the examples
+    per epoch.  Each re-plan starts its segment at the step and rate it was taken at, so
+    the rate never jumps; the last segment ends at the floor rate."""
+    rate, floor, batch = (
+        settings.learning_rate,
+        LR_FLOOR * settings.learning_rate,
+        settings.batch_size,
+    )
+    epochs, per_epoch = settings.epochs, math.ceil(examples / batch)
+    start, start_rate, end, done = 0, rate, epochs * per_epoch, 0
+    for replan in sorted(replans, key=lambda r: int(r["after"])):
+        step = start + (int(replan["after"]) - done) * per_epoch
+        start_rate = cosine_rate(step, start_rate, floor, start, end)
+        epochs, examples, done = (
+            int(replan["epochs"]),
+            int(replan["examples"]),
+            int(replan["after"]),
+        )
+        per_epoch = math.ceil(examples / batch)
+        start, end = step, step + (epochs - done) * per_epoch
+    return start, start_rate, end, epochs, examples
+
+
+# A re-plan keeps the plan while its epochs fit the time left and leave less than this
+# share of an epoch unused.
+KEEP_SLACK = 0.25
+
+
+def replan_epochs(
+    remaining: float,
+    epoch_seconds: float,
+    *,
+    done: int,
+    planned: int,
+    examples: int,
+    full_examples: int,
+    val_examples: int,
+    max_epochs: int,
+) -> tuple[int, int] | None:
+    """After epoch ``done`` of ``planned`` (each over ``examples``, the last one measured at
+    ``epoch_seconds``, everything included), with ``remaining`` seconds left: None to keep
+    the plan, else the new (epochs in all, examples per epoch), through
+    :func:`fit_schedule` at the measured speed; (``done``, ``examples``) stops now.
+
+    Why: the probe's estimate of an epoch is off by ~10-30 % (host noise: the same epoch
+    measured 73 s and 88 s in two runs), and the finish is a few long epochs, so an
+    open-loop plan either overruns the budget or leaves most of an epoch unused (600 s,
+    seed 2: 101 s left after a 1-epoch finish)."""
+    left = planned - done
+    if left < 1 or epoch_seconds <= 0:
+        return None  # the plan is done: its cosine has reached the floor
+    if left * epoch_seconds <= remaining < (left + KEEP_SLACK) * epoch_seconds:
+        return None
+    per_example = epoch_seconds / ((examples + val_examples / 3.0) * EPOCH_OVERRUN)
+    more, n = fit_schedule(
+        remaining, full_examples, val_examples, per_example, max_epochs=max_epochs - done, fill=True
+    )
+    cost = more * (n + val_examples / 3.0) * per_example * EPOCH_OVERRUN
+    if more < 1 or cost > remaining * 1.05:  # not even the smallest epoch fits
+        return done, examples
+    if (done + more, n) == (planned, examples):
+        return None
+    return done + more, n
 
 
 def training_subset(splits: Any, settings: TrainingSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +201,8 @@ def fit_model(
     xla: bool = False,
     verbose: int = 0,
     checkpoint: EpochCheckpoint | None = None,
+    deadline: float | None = None,
+    max_epochs: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train a compiled-or-not ``model`` with the recipe; returns (val logits, metrics).
 
@@ -116,23 +211,47 @@ def fit_model(
     (:mod:`rachel.core.checkpoint`) and a run that finds one continues after its epoch with
     the same weights, optimizer slots, dropout and data-order RNG states and early-stopping
     counters: it ends exactly where an uninterrupted run ends.
+
+    The finish (``settings.fill_time``) re-plans its epochs after each one
+    (:func:`replan_epochs`) to end by ``deadline`` (a ``time.perf_counter()`` value); the
+    re-plans are recorded in the metrics (``replans``) and in the checkpoint, and given
+    back as ``settings.replans`` (no deadline) they are replayed exactly.
     """
     x_train, y_train = training_subset(splits, settings)
     augmentation = settings.augmentation or splits.augmentation
     steps_per_epoch = max(1, math.ceil(len(x_train) / settings.batch_size))
-    compile_for_training(model, settings, steps_per_epoch, xla=xla)
+    first_examples = len(x_train)
     rng = np.random.default_rng(settings.seed)
     x_val, y_val = normalise(splits.x_val), splits.y_val
     keys = ("loss", "accuracy", "val_loss", "val_accuracy")
     history: dict[str, list[float]] = {k: [] for k in keys}
     best_loss, best_epoch, best_weights, best_logits = math.inf, -1, None, None
     reference, wait, first, stopped = math.inf, 0, 0, False
+    replans = [dict(r) for r in settings.replans]  # recorded: replayed at their epochs
     saved = checkpoint.load() if checkpoint is not None else None
+    done = 0 if saved is None else saved.epoch + 1
+    if saved is not None:
+        book = saved.state["training"]
+        if not settings.replans:  # a live finish: the re-plans it had taken
+            replans = [dict(r) for r in book.get("replans", [])]
+        if deadline is not None and book.get("seconds_left") is not None:
+            deadline = time.perf_counter() + float(book["seconds_left"])
+    applied = [r for r in replans if int(r["after"]) <= done]
+    schedule = compile_for_training(
+        model,
+        replace(settings, replans=tuple(applied)),
+        steps_per_epoch,
+        xla=xla,
+        examples=first_examples,
+    )
+    epochs = settings.epochs
+    if settings.fill_time and applied:
+        _, _, _, epochs, n = schedule_segment(settings, first_examples, applied)
+        x_train, y_train = training_subset(splits, replace(settings, train_examples=n))
     if saved is not None:
         model.optimizer.build(model.trainable_variables)
         _assign(model.variables, saved.arrays, "model")
         _assign(model.optimizer.variables, saved.arrays, "optimizer")
-        book = saved.state["training"]
         rng.bit_generator.state = book["rng"]
         history = book["history"]
         best_loss, best_epoch, reference, wait = (
@@ -144,8 +263,10 @@ def fit_model(
         best_weights = [saved.arrays[f"best/{i}"] for i in range(book["best_count"])]
         best_logits = saved.arrays["best_logits"] if "best_logits" in saved.arrays else None
         first, stopped = saved.epoch + 1, bool(book["stopped"])
-    for epoch in range(first, 0 if stopped else settings.epochs):
+    epoch, mark, trained = first, time.perf_counter(), 0
+    while not stopped and epoch < epochs:
         x, y = epoch_arrays(x_train, y_train, rng, augmentation=augmentation)
+        trained += len(x)
         fit = model.fit(
             x,
             y,
@@ -171,10 +292,32 @@ def fit_model(
         else:
             wait += 1
             stopped = wait >= settings.patience
+        epoch += 1
+        if settings.fill_time and not stopped:
+            replan = _next_replan(
+                replans,
+                deadline,
+                time.perf_counter() - mark,
+                epoch,
+                epochs,
+                len(x_train),
+                len(splits.y_train),
+                len(y_val),
+                max(epochs, max_epochs or settings.epochs),
+            )
+            mark = time.perf_counter()
+            if replan is not None:
+                if replan not in replans:
+                    replans.append(replan)
+                taken = [r for r in replans if int(r["after"]) <= epoch]
+                start, rate, end, epochs, n = schedule_segment(settings, first_examples, taken)
+                schedule.set(rate, LR_FLOOR * settings.learning_rate, start, end)
+                x_train, y_train = training_subset(splits, replace(settings, train_examples=n))
+                model.make_train_function(force=True)
         if checkpoint is not None:
             _save_epoch(
                 checkpoint,
-                epoch,
+                epoch - 1,
                 model,
                 rng,
                 history,
@@ -185,6 +328,8 @@ def fit_model(
                 reference,
                 wait,
                 stopped,
+                replans=replans,
+                seconds_left=None if deadline is None else deadline - time.perf_counter(),
             )
         if stopped:
             break
@@ -198,11 +343,44 @@ def fit_model(
         "val_loss": history["val_loss"][best_epoch],
         "val_accuracy": history["val_accuracy"][best_epoch],
         "train_accuracy": history["accuracy"][best_epoch],
-        "train_examples": int(len(x_train)),
+        "train_examples": int(first_examples),
         "augmentation": augmentation,
+        "replans": replans,
+        "examples_trained": trained,  # in this call (a resumed run: since the resume)
         "history": history,
     }
     return best_logits, metrics
+
+
+def _next_replan(
+    replans: list[dict[str, int]],
+    deadline: float | None,
+    epoch_seconds: float,
+    done: int,
+    planned: int,
+    examples: int,
+    full_examples: int,
+    val_examples: int,
+    max_epochs: int,
+) -> dict[str, int] | None:
+    """The re-plan to apply after epoch ``done``: the recorded one, else (with a deadline)
+    the one the measured epoch calls for."""
+    for replan in replans:
+        if int(replan["after"]) == done:
+            return replan
+    if deadline is None:
+        return None
+    new = replan_epochs(
+        deadline - time.perf_counter(),
+        epoch_seconds,
+        done=done,
+        planned=planned,
+        examples=examples,
+        full_examples=full_examples,
+        val_examples=val_examples,
+        max_epochs=max_epochs,
+    )
+    return None if new is None else {"after": done, "epochs": new[0], "examples": new[1]}
 
 
 def _assign(variables: Any, arrays: dict[str, np.ndarray], prefix: str) -> None:
@@ -231,6 +409,9 @@ def _save_epoch(
     reference: float,
     wait: int,
     stopped: bool,
+    *,
+    replans: list[dict[str, int]],
+    seconds_left: float | None,
 ) -> None:
     arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
     slots = model.optimizer.variables
@@ -250,18 +431,28 @@ def _save_epoch(
                 "reference": reference,
                 "wait": wait,
                 "stopped": stopped,
+                "replans": replans,
+                "seconds_left": seconds_left,
             }
         },
         arrays,
     )
 
 
-PROBE_BATCHES = 6
+# The probe times a short and a long fit of a throw-away copy (after one traced batch) and
+# takes the difference: the per-batch cost without the fixed cost of a ``fit`` call.  Timing
+# one fit of 6 batches instead over-estimated a 2-thread epoch by 1.34x (a pool -> conv64 ->
+# res64 -> conv96 net: 97.7 s predicted, 73.0 s measured; two probes of the same net 25 %
+# apart), which left a finish one epoch short (``bench/search_vs_baselines.py``, 600 s, seed
+# 2: 1 epoch of 136 s planned against a 237 s limit).
+PROBE_SHORT, PROBE_LONG = 3, 12  # batches
 MIN_EXAMPLES = 1000
 # An epoch costs more than its timed training steps (the per-epoch augmentation copy, the
-# fit call, the checkpoint): measured 1.09-1.10x the probe's estimate (a smoke candidate
-# trained 50 s against a 45.9 s limit; a small-preset finish 255 s of epochs against 231 s
-# predicted), so the schedule is planned with this factor.
+# fit and predict calls, the checkpoint).  ``python bench/probe_accuracy.py``: one epoch over
+# 16,000 examples against this probe's estimate, 1 thread (the candidates): 0.93-1.23x, mean
+# 1.10; 2 threads: 1.16-1.18x for a conv64/res64/conv96 net, 1.34-1.41x for a fast conv32/
+# conv64 (the fixed cost of the calls weighs more).  The candidates plan with this factor;
+# the finish (2 threads) corrects its plan after every epoch (:func:`replan_epochs`).
 EPOCH_OVERRUN = 1.1
 
 
@@ -312,14 +503,23 @@ def probe_schedule(
     probe_started = time.perf_counter()
     x_train, y_train = training_subset(splits, settings)
     batch = settings.batch_size
-    n_probe = min(len(x_train), batch * (PROBE_BATCHES + 1))
     model = build()
     compile_for_training(model, settings, max(1, math.ceil(len(x_train) / batch)), xla=xla)
-    x, y = normalise(x_train[:n_probe]), y_train[:n_probe]
+    n = min(len(x_train), batch * (1 + PROBE_SHORT + PROBE_LONG))
+    x, y = normalise(x_train[:n]), y_train[:n]
     model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace
-    started = time.perf_counter()
-    model.fit(x[batch:], y[batch:], batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    per_example = (time.perf_counter() - started) / max(1, n_probe - batch)
+    short_end = batch * (1 + PROBE_SHORT)
+    long_batches = min(PROBE_LONG, (n - short_end) // batch)  # whole batches: no retrace
+    if long_batches > PROBE_SHORT:  # the long fit's extra batches cost what an epoch's do
+        short = _timed_fit(model, x[batch:short_end], y[batch:short_end], batch)
+        long_end = short_end + long_batches * batch
+        long = _timed_fit(model, x[short_end:long_end], y[short_end:long_end], batch)
+        per_example = (long - short) / ((long_batches - PROBE_SHORT) * batch)
+        if per_example <= 0.0:  # timer noise on a very fast model
+            per_example = (short + long) / ((PROBE_SHORT + long_batches) * batch)
+    else:  # a tiny training split: the time per example of one fit over it
+        lo = batch if n > batch else 0
+        per_example = _timed_fit(model, x[lo:], y[lo:], batch) / (n - lo)
     # the probe itself is part of the limit
     limit = float(settings.time_limit or math.inf) - (time.perf_counter() - probe_started)
     epochs, n = fit_schedule(
@@ -332,6 +532,12 @@ def probe_schedule(
     )
     probe = {"seconds_per_example": per_example, "time_limit": settings.time_limit}
     return replace(settings, epochs=epochs, train_examples=n, time_limit=None), probe
+
+
+def _timed_fit(model: Any, x: np.ndarray, y: np.ndarray, batch: int) -> float:
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    return time.perf_counter() - started
 
 
 def train_candidate_model(
@@ -371,6 +577,8 @@ def train_candidate_model(
         )
 
     started = time.perf_counter()
+    deadline = None if settings.time_limit is None else started + settings.time_limit
+    max_epochs = settings.epochs
     probe: dict[str, Any] | None = None
     checkpoint = None
     if checkpoint_uri:
@@ -405,17 +613,28 @@ def train_candidate_model(
         if initial_weights is not None:
             model.set_weights(initial_weights)
         val_logits, metrics = fit_model(
-            model, splits, settings, xla=devices.xla, verbose=verbose, checkpoint=checkpoint
+            model,
+            splits,
+            settings,
+            xla=devices.xla,
+            verbose=verbose,
+            checkpoint=checkpoint,
+            deadline=deadline,
+            max_epochs=max_epochs,
         )
         if recorded:
             metrics["resumed_after_epoch"] = int(recorded["epoch"]) + 1
         metrics["warm_start"] = initial_weights is not None
     train_seconds = time.perf_counter() - started
     metrics.update(
-        schedule={"epochs": settings.epochs, "examples": metrics["train_examples"]},
+        schedule={
+            "epochs": settings.epochs,
+            "examples": metrics["train_examples"],
+            **({"replans": metrics["replans"]} if metrics["replans"] else {}),
+        },
         probe=probe,
         train_seconds=train_seconds,
-        images_per_second=metrics["train_examples"] * metrics["epochs_run"] / train_seconds,
+        images_per_second=metrics["examples_trained"] / train_seconds,
         params=int(model.count_params()),
         seed=settings.seed,
         threads=settings.threads,  # None: the backend's default, over these cpus

@@ -40,7 +40,18 @@ import pathlib; pathlib.Path(out, "export").mkdir()
 written = save_servable(servable, out + "/export")
 reloaded = keras.saving.load_model(out + "/export/model.keras")
 probs = np.asarray(reloaded.predict(splits.x_test.astype("float32"), verbose=0))
+
+# The finish: continued from the candidate's weights, re-planned by its deadline (the
+# re-plannable cosine re-traces the train step), then replayed from its recorded schedule.
+finish_cfg = cfg.replace(finish_epochs=200, finish_fraction=0.4, time_budget_seconds=120.0)
+warm = dict(cand, candidate_id="finish", warm_start=out + "/cand", time_limit=8.0)
+live = steps.train_candidate(finish_cfg, splits_path, warm, out + "/finish")
+recorded = json.load(open(out + "/finish/metrics.json"))["schedule"]
+replay = dict(warm, time_limit=None, schedule=recorded)
+again = steps.train_candidate(finish_cfg, splits_path, replay, out + "/finish_replay")
 print(json.dumps({
+    "finish_replans": len(recorded.get("replans", [])),
+    "finish_same": live["val_loss"] == again["val_loss"] and live["status"] == "ok",
     "backend": keras.backend.backend(), "status": summary["status"],
     "trained_backend": summary.get("backend"), "written": written,
     "test_accuracy": float((probs.argmax(-1) == splits.y_test).mean()),
@@ -66,3 +77,4 @@ def test_train_and_export_under_jax(tiny_fashion, tmp_path):
     assert result["status"] == "ok" and result["sums_to_one"]
     assert result["test_accuracy"] > 0.2  # chance is 0.1
     assert result["written"] == {"keras": "model.keras"}  # no SavedModel without TensorFlow
+    assert result["finish_replans"] >= 1 and result["finish_same"]

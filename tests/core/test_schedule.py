@@ -43,3 +43,70 @@ def test_the_finish_fills_its_limit_with_one_more_epoch_over_fewer_examples():
     assert limit - 0.01 < planned <= limit
     # capped by its epochs, it trains every example
     assert fit_schedule(1e6, 55_000, 5_000, PER_EXAMPLE, max_epochs=20, fill=True) == (20, 55_000)
+
+
+# ------------------------------------------------- the finish's re-plans after each epoch
+from rachel.core.training import (  # noqa: E402
+    LR_FLOOR,
+    TrainingSettings,
+    cosine_rate,
+    replan_epochs,
+    schedule_segment,
+)
+
+FINISH = TrainingSettings(epochs=3, batch_size=100, learning_rate=1e-3, fill_time=True)
+
+
+def test_a_replan_continues_the_cosine_from_the_rate_it_was_taken_at():
+    floor = LR_FLOOR * FINISH.learning_rate
+    assert schedule_segment(FINISH, 1000, []) == (0, 1e-3, 30, 3, 1000)
+    start, rate, end, epochs, examples = schedule_segment(
+        FINISH, 1000, [{"after": 1, "epochs": 5, "examples": 800}]
+    )
+    # after 1 of 3 epochs (10 of 30 steps) the old cosine stood at 75 % of its way down
+    assert start == 10 and rate == pytest.approx(cosine_rate(10, 1e-3, floor, 0, 30))
+    assert rate == pytest.approx(floor + (1e-3 - floor) * 0.75)
+    assert (end, epochs, examples) == (10 + 4 * 8, 5, 800)  # 4 more epochs of 8 steps
+    assert cosine_rate(end, rate, floor, start, end) == pytest.approx(floor)
+    # a second re-plan starts where the first segment then stood
+    start2, rate2, _, _, _ = schedule_segment(
+        FINISH,
+        1000,
+        [{"after": 2, "epochs": 2, "examples": 1000}, {"after": 1, "epochs": 5, "examples": 800}],
+    )
+    assert start2 == 18 and rate2 == pytest.approx(cosine_rate(18, rate, floor, 10, 42))
+
+
+def _replan(remaining, epoch_seconds, done=1, planned=3, examples=55_000, max_epochs=20):
+    return replan_epochs(
+        remaining,
+        epoch_seconds,
+        done=done,
+        planned=planned,
+        examples=examples,
+        full_examples=55_000,
+        val_examples=5_000,
+        max_epochs=max_epochs,
+    )
+
+
+def test_a_plan_that_fits_the_time_left_is_kept():
+    assert _replan(2.1 * 100.0, 100.0) is None  # 2 epochs left, 2.1 epochs of time
+    assert _replan(500.0, 100.0, done=3, planned=3) is None  # done: the cosine is at its floor
+
+
+def test_a_slower_epoch_than_planned_shrinks_the_plan_to_end_in_time():
+    epochs, examples = _replan(150.0, 100.0)  # 2 epochs planned, 1.5 epochs of time left
+    assert epochs == 3 and examples < 55_000  # filled: 2 shorter epochs
+    cost = (epochs - 1) * (examples + 5_000 / 3) * 100.0 / (55_000 + 5_000 / 3)
+    assert 0.9 * 150.0 <= cost <= 150.0
+
+
+def test_a_faster_epoch_than_planned_grows_the_plan_up_to_the_cap():
+    epochs, examples = _replan(400.0, 100.0)
+    assert epochs == 5 and examples == 55_000  # 4 more whole epochs fit exactly
+    assert _replan(5_000.0, 100.0, max_epochs=6) == (6, 55_000)
+
+
+def test_no_time_for_another_epoch_stops_now():
+    assert _replan(2.0, 100.0) == (1, 55_000)

@@ -549,3 +549,63 @@ def test_a_candidate_that_keeps_running_out_of_memory_is_failed_after_three_atte
     monkeypatch.setattr(training, "train_candidate_model", our_error)
     summary = steps.train_candidate(cfg, tiny_fashion, _one_candidate(), tmp_path / "m2")
     assert summary["status"] == "failed" and "checkpoint holds" in summary["error"]
+
+
+def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(tiny_fashion, tmp_path):
+    """A live finish re-plans after its first (fast) epoch to fill the time it has; given
+    back its recorded re-plans it trains exactly the same, and a run killed after a re-plan
+    resumes from its checkpoint to the same weights."""
+    import dataclasses
+    import time
+
+    import keras
+
+    from rachel.core import checkpoint as ckpt
+    from rachel.core.architecture import decode
+    from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
+    from rachel.core.training import TrainingSettings, fit_model
+
+    splits = DatasetSplits.load(tiny_fashion)
+    spec = ArchitectureSpec((Layer(BlockType.STANDARD, 16),))
+
+    def build():
+        keras.utils.set_random_seed(3)
+        return decode(spec, tuple(splits.input_shape), splits.num_classes, pool_first=True)
+
+    settings = TrainingSettings(
+        epochs=2, batch_size=64, learning_rate=2e-3, patience=10, fill_time=True, seed=3
+    )
+    live = build()
+    _, first = fit_model(live, splits, settings, deadline=time.perf_counter() + 8.0, max_epochs=4)
+    assert first["replans"] and first["replans"][0]["after"] == 1
+    assert first["epochs_run"] == first["replans"][-1]["epochs"] > 2  # it used the time
+
+    replay = dataclasses.replace(settings, replans=tuple(first["replans"]))
+    model = build()
+    logits, again = fit_model(model, splits, replay)
+    assert again["replans"] == first["replans"] and again["epochs_run"] == first["epochs_run"]
+    assert again["val_loss"] == first["val_loss"]
+
+    class Killed(BaseException):
+        pass
+
+    real_save = ckpt.EpochCheckpoint.save
+
+    def save_then_die(self, epoch, state, arrays):
+        real_save(self, epoch, state, arrays)
+        if epoch == 1:
+            raise Killed
+
+    point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
+    ckpt.EpochCheckpoint.save = save_then_die
+    try:
+        with pytest.raises(Killed):
+            fit_model(build(), splits, replay, checkpoint=point)
+    finally:
+        ckpt.EpochCheckpoint.save = real_save
+    resumed_model = build()
+    resumed_logits, resumed = fit_model(resumed_model, splits, replay, checkpoint=point)
+    assert resumed["epochs_run"] == first["epochs_run"]
+    np.testing.assert_array_equal(resumed_logits, logits)
+    for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
