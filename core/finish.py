@@ -13,14 +13,16 @@ budget beats that (``bench/search_vs_baselines.py``, 600 s: RandomSearch's singl
   epochs, early stopping as every candidate, on every core of its machine (it trains alone);
 * under a time budget the planner keeps ``finish_fraction`` of the budget for it and gives
   it whatever the iterations have left (:func:`rachel.core.planner.decide_finish`; the
-  trainer's probe turns that into epochs), so an iteration that does not fit no longer
-  leaves the time unused;
+  trainer's probe turns that into epochs, and after every epoch the trainer re-plans the
+  rest from the epoch's measured time, :func:`rachel.core.training.replan_epochs`), so an
+  iteration that does not fit no longer leaves the time unused;
 * the continued model joins the ensemble as a new member, mixture weights solved again; it
   is refused (recorded, not added) only if that raised the validation objective beyond the
   safety net's tolerance.  The final refit then weighs every member.
 
-The decision and the schedule are recorded (``plan.json``'s ``finish``, the finished
-ensemble's ``finish`` record), so a replayed plan finishes exactly as the recorded run.
+The decision and the schedule with its re-plans are recorded (``plan.json``'s ``finish``
+and ``schedules["finish"]``, the finished ensemble's ``finish`` record), so a replayed plan
+finishes exactly as the recorded run.
 Module-level functions over explicit inputs and outputs, as :mod:`rachel.core.steps`.
 """
 

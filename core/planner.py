@@ -12,7 +12,8 @@ candidate times measured so far:
   :data:`MIN_SHARE` of the estimated candidate time continue (each capped at that share),
   else the search stops.  The estimate is the slowest candidate of the last iteration x its
   growth over the iteration before (clamped to 1..2): the next candidates extend the
-  accepted network, so they cost at least as much.
+  accepted network, so they cost at least as much.  The seconds left are first reduced by
+  the last iteration's overhead beyond its candidates (task start-ups in a pipeline).
 * **Within a candidate** the trainer turns its time limit into a schedule: it times a few
   training steps, then trains the most epochs (at most ``epochs``; then fewer examples)
   that fit, with the cosine decay over exactly those epochs
@@ -204,10 +205,16 @@ def decide(
     candidate_seconds: Sequence[Sequence[float]],
     max_candidate_seconds: float | None = None,
     overhead_seconds: float = OVERHEAD_SECONDS,
+    iteration_overhead_seconds: float = 0.0,
     reserve_seconds: float = RESERVE_SECONDS,
     recorded: Mapping[int, Decision] | None = None,
 ) -> Decision:
-    """The decision before ``iteration``: replayed when recorded, else measured."""
+    """The decision before ``iteration``: replayed when recorded, else measured.
+
+    ``iteration_overhead_seconds``: what the last iteration cost beyond its candidates
+    (its wall time between two weighs less the rounds of its slowest candidate), which the
+    next one will cost too.  Without it, ``rachel run`` (smoke, kfp.local, a process per
+    task) ended 31 s past its 120-s budget."""
     if recorded and iteration in recorded:
         return recorded[iteration]
     if budget_seconds is None:  # no budget, no limits: the plan is the configuration's
@@ -229,7 +236,7 @@ def decide(
             budget_seconds,
             limit(share),
         )
-    left = budget_seconds - elapsed_seconds - reserve_seconds
+    left = budget_seconds - elapsed_seconds - reserve_seconds - iteration_overhead_seconds
     per_candidate = estimate_iteration(candidate_seconds, 1, 1)
     for count in range(candidates, 0, -1):
         rounds = math.ceil(count / max(1, workers))

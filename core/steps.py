@@ -15,6 +15,7 @@ output path).
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from collections.abc import Sequence
@@ -461,6 +462,15 @@ def weigh_ensemble(
     if elapsed_seconds is None:
         elapsed_seconds = time.time() - (state.started_at or time.time())
     entry["elapsed_seconds"] = float(elapsed_seconds)  # where a resumed run's clock restarts
+    # What the iteration cost beyond its candidates' steps: the generate, weigh and update
+    # steps and, in a pipeline, every task's start-up (kfp.local: a process each; a cluster:
+    # a pod each).  Iteration 0's also holds the data split.
+    since = float(state.history[-1].get("elapsed_seconds", 0.0)) if state.history else 0.0
+    rounds = math.ceil(max(1, len(entry["candidate_seconds"])) / max(1, config.parallel_candidates))
+    slowest = max(entry["candidate_seconds"], default=0.0)
+    entry["iteration_overhead_seconds"] = round(
+        max(0.0, entry["elapsed_seconds"] - since - rounds * slowest), 1
+    )
     if iteration + 1 < config.iterations:
         seconds = [h.get("candidate_seconds", []) for h in state.history]
         seconds.append(entry["candidate_seconds"])
@@ -478,6 +488,7 @@ def weigh_ensemble(
             candidate_seconds=seconds,
             max_candidate_seconds=config.max_candidate_seconds,
             overhead_seconds=max(overheads, default=planner.OVERHEAD_SECONDS),
+            iteration_overhead_seconds=entry["iteration_overhead_seconds"],
             reserve_seconds=planner.reserve_seconds(config),
             recorded=planner.load_decisions(plan),
         ).to_json()

@@ -203,6 +203,7 @@ def fit_model(
     checkpoint: EpochCheckpoint | None = None,
     deadline: float | None = None,
     max_epochs: int | None = None,
+    max_examples: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train a compiled-or-not ``model`` with the recipe; returns (val logits, metrics).
 
@@ -215,7 +216,9 @@ def fit_model(
     The finish (``settings.fill_time``) re-plans its epochs after each one
     (:func:`replan_epochs`) to end by ``deadline`` (a ``time.perf_counter()`` value); the
     re-plans are recorded in the metrics (``replans``) and in the checkpoint, and given
-    back as ``settings.replans`` (no deadline) they are replayed exactly.
+    back as ``settings.replans`` (no deadline) they are replayed exactly.  A re-plan trains
+    at most ``max_epochs`` epochs over at most ``max_examples`` examples (default: the
+    planned epochs, the whole training split).
     """
     x_train, y_train = training_subset(splits, settings)
     augmentation = settings.augmentation or splits.augmentation
@@ -301,7 +304,7 @@ def fit_model(
                 epoch,
                 epochs,
                 len(x_train),
-                len(splits.y_train),
+                max_examples or len(splits.y_train),
                 len(y_val),
                 max(epochs, max_epochs or settings.epochs),
             )
@@ -464,6 +467,7 @@ def fit_schedule(
     *,
     max_epochs: int,
     fill: bool = False,
+    min_epochs: int = 1,
 ) -> tuple[int, int]:
     """(epochs, examples) that fit ``limit`` seconds at ``per_example`` training seconds:
     the most epochs up to ``max_epochs`` over all ``examples``, each costing its training
@@ -475,14 +479,21 @@ def fit_schedule(
     train 3 epochs over 97 % of the examples instead of 2 over all of them.  Seen on the
     ``small`` preset, seed 0 (one run each): with the floor the finish trained 2 epochs, the
     run ended 54 s early and returned test accuracy 0.909; an earlier run (planned without
-    :data:`EPOCH_OVERRUN`) whose finish trained 3 epochs returned 0.923."""
+    :data:`EPOCH_OVERRUN`) whose finish trained 3 epochs returned 0.923.
+
+    ``min_epochs`` (with ``fill``): plan at least this many shorter epochs.  The finish's
+    first plan takes 2, so that it re-plans at least once from a measured epoch: planned as
+    one epoch over fewer examples (the probe predicted more than its 226-s limit for one),
+    it trained one 161-s epoch and left 60 s unused (600 s, seed 1)."""
     validation = val_examples * per_example / 3.0
     epoch_seconds = (examples * per_example + validation) * EPOCH_OVERRUN
     fits = limit / epoch_seconds
+    if fill and fits < min(max_epochs, min_epochs) and max_epochs >= min_epochs:
+        fits = float(min_epochs) - 0.5  # min_epochs shorter epochs
     if fill and 1.0 <= fits < max_epochs and fits != int(fits):
         epochs = math.ceil(fits)
         per_epoch = limit / epochs / EPOCH_OVERRUN - validation
-        return epochs, int(min(examples, per_epoch // per_example))
+        return epochs, int(min(examples, max(MIN_EXAMPLES, per_epoch // per_example)))
     epochs = int(min(max_epochs, fits))
     if epochs >= 1:
         return epochs, examples
@@ -529,6 +540,7 @@ def probe_schedule(
         per_example,
         max_epochs=settings.epochs,
         fill=settings.fill_time,
+        min_epochs=2 if settings.fill_time else 1,
     )
     probe = {"seconds_per_example": per_example, "time_limit": settings.time_limit}
     return replace(settings, epochs=epochs, train_examples=n, time_limit=None), probe
@@ -578,7 +590,7 @@ def train_candidate_model(
 
     started = time.perf_counter()
     deadline = None if settings.time_limit is None else started + settings.time_limit
-    max_epochs = settings.epochs
+    max_epochs, max_examples = settings.epochs, len(training_subset(splits, settings)[1])
     probe: dict[str, Any] | None = None
     checkpoint = None
     if checkpoint_uri:
@@ -621,6 +633,7 @@ def train_candidate_model(
             checkpoint=checkpoint,
             deadline=deadline,
             max_epochs=max_epochs,
+            max_examples=max_examples,
         )
         if recorded:
             metrics["resumed_after_epoch"] = int(recorded["epoch"]) + 1

@@ -42,7 +42,7 @@ Run clock: the tasks that decide on time (weigh, finish, evaluate) count from th
 start, ``started_at`` (epoch seconds; ``rachel run`` passes it), else the job's creation
 time (:mod:`rachel.core.run_clock`).  The finish (:mod:`rachel.core.finish`) is compiled
 in when the compiled configuration has ``finish_epochs`` > 0; a run whose ``config_json``
-asks for a finish the DAG lacks fails at evaluation, naming the fix.
+asks for a finish the DAG lacks is refused at its first task (split-data), naming the fix.
 
 Compiling imports kfp and the component modules only, never TensorFlow.
 """
@@ -183,7 +183,11 @@ def build_pipeline(
         config_json: str, plan_json: str, registry: Any, promotion_margin: Any, started_at: Any
     ) -> None:
         clock["started_at"] = started_at
-        split = _light(split_data(config_json=config_json), placement, "split_data")
+        split = _light(
+            split_data(config_json=config_json, finish_in_dag=default_config.finish_epochs > 0),
+            placement,
+            "split_data",
+        )
         split.set_display_name("split-data")
         splits = split.outputs["splits"]
 

@@ -49,6 +49,14 @@ def test_stop_when_not_even_one_round_fits():
     assert "stop before iteration 1" in d.describe()
 
 
+def test_the_last_iterations_overhead_is_kept_for_the_next_one():
+    # left 90 s, less 35 s of task start-ups: one round of 55 s, not two of 45 s
+    assert _decide(elapsed_seconds=500.0, overhead_seconds=5.0).candidates == 4
+    d = _decide(elapsed_seconds=500.0, overhead_seconds=5.0, iteration_overhead_seconds=35.0)
+    assert (d.action, d.candidates, d.time_limit) == ("continue", 2, pytest.approx(50.0))
+    assert _decide(elapsed_seconds=540.0, iteration_overhead_seconds=35.0).action == "stop"
+
+
 def test_growth_between_iterations_is_extrapolated_and_clamped():
     seconds = [[10.0, 20.0], [30.0, 40.0]]  # slowest 20 -> 40: x2
     assert planner.estimate_iteration(seconds, 2, 2) == pytest.approx(80.0)
@@ -84,6 +92,14 @@ def test_schedules_load_from_a_plan_and_bad_ones_are_refused():
     assert planner.load_schedules(None) == {}
     with pytest.raises(ConfigError, match="schedule"):
         planner.load_schedules({"schedules": {"it000-c00": {"epochs": 2}}})
+    replanned = {
+        "epochs": 3,
+        "examples": 900,
+        "replans": [{"after": 1, "epochs": 4, "examples": 800}],
+    }
+    assert planner.load_schedules({"schedules": {"finish": replanned}}) == {"finish": replanned}
+    with pytest.raises(ConfigError, match="schedule"):
+        planner.load_schedules({"schedules": {"finish": {**replanned, "replans": [{"after": 1}]}}})
 
 
 def test_without_a_budget_no_candidate_gets_a_time_limit():

@@ -45,6 +45,25 @@ def test_the_finish_fills_its_limit_with_one_more_epoch_over_fewer_examples():
     assert fit_schedule(1e6, 55_000, 5_000, PER_EXAMPLE, max_epochs=20, fill=True) == (20, 55_000)
 
 
+def test_the_finish_plans_at_least_two_shorter_epochs_to_re_plan_from_a_measured_one():
+    limit = 0.8 * EPOCH * EPOCH_OVERRUN  # not even one whole epoch fits
+    assert fit_schedule(limit, 55_000, 5_000, PER_EXAMPLE, max_epochs=20, fill=True)[0] == 1
+    epochs, n = fit_schedule(
+        limit, 55_000, 5_000, PER_EXAMPLE, max_epochs=20, fill=True, min_epochs=2
+    )
+    assert epochs == 2 and n < 55_000 / 2
+    planned = epochs * (n * PER_EXAMPLE + 5_000 * PER_EXAMPLE / 3) * EPOCH_OVERRUN
+    assert limit - 0.01 < planned <= limit
+    # more than two epochs that fit are planned as before; one allowed epoch stays one
+    assert fit_schedule(
+        1e6, 55_000, 5_000, PER_EXAMPLE, max_epochs=20, fill=True, min_epochs=2
+    ) == (20, 55_000)
+    assert (
+        fit_schedule(limit, 55_000, 5_000, PER_EXAMPLE, max_epochs=1, fill=True, min_epochs=2)[0]
+        == 1
+    )
+
+
 # ------------------------------------------------- the finish's re-plans after each epoch
 from rachel.core.training import (  # noqa: E402
     LR_FLOOR,

@@ -113,6 +113,34 @@ def test_no_ensemble_ablation_keeps_one_member(tiny_fashion, tmp_path):
     assert entry["members"] == ["it001-c00"]
 
 
+def test_each_iteration_records_its_overhead_beyond_its_candidates(tiny_fashion, tmp_path):
+    """Wall time between two weighs less the rounds of the slowest candidate: what task
+    start-ups cost, which the planner keeps for the next iteration."""
+    cfg = budget_config("smoke", **{**TINY, "iterations": 3}).replace(time_budget_seconds=600.0)
+    y = DatasetSplits.load(tiny_fashion).y_val
+
+    def timed(name, cid, index, step):
+        it = int(cid[2:5])
+        folder = _fake_trained(tmp_path / name, cid, it, index, _logits(y, 0.8, index))
+        metrics = json.loads((folder / METRICS_FILE).read_text())
+        (folder / METRICS_FILE).write_text(json.dumps({**metrics, "step_seconds": step}))
+        return folder
+
+    it0 = [timed("a0", "it000-c00", 0, 20.0), timed("a1", "it000-c01", 1, 30.0)]
+    e0 = steps.weigh_ensemble(
+        cfg, 0, tiny_fashion, None, it0, tmp_path / "e0", elapsed_seconds=70.0
+    )
+    assert e0["iteration_overhead_seconds"] == pytest.approx(70.0 - 2 * 30.0)  # one worker
+    it1 = [timed("b0", "it001-c00", 0, 25.0), timed("b1", "it001-c01", 1, 35.0)]
+    e1 = steps.weigh_ensemble(
+        cfg, 1, tiny_fashion, tmp_path / "e0", it1, tmp_path / "e1", elapsed_seconds=540.0
+    )
+    assert e1["iteration_overhead_seconds"] == pytest.approx(540.0 - 70.0 - 2 * 35.0)
+    # 45 s left would fit two rounds of 22.5 s (>= half of the ~41-s estimate), but not
+    # after an iteration that cost 400 s beyond its candidates
+    assert e1["next"]["action"] == "stop"
+
+
 def _config(**overrides):
     return budget_config("smoke", **{**TINY, **overrides}).replace(**UNTIMED)
 

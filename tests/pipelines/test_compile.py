@@ -553,6 +553,29 @@ def test_a_configuration_with_a_finish_compiles_it_on_a_gpu_before_the_evaluatio
     plain, _ = _docs(compile_to_bytes(iterations=2, candidates=2))
     names = {t["taskInfo"]["name"] for t in plain["root"]["dag"]["tasks"].values()}
     assert "finish" not in names and "evaluate-ensemble" in names
+    # ... and its first task is told so: a run asking for a finish is refused there
+    split = {t["taskInfo"]["name"]: t for t in plain["root"]["dag"]["tasks"].values()}
+    told = split["split-data"]["inputs"]["parameters"]["finish_in_dag"]["runtimeValue"]
+    assert told["constant"] is False
+    assert by["split-data"][1]["inputs"]["parameters"]["finish_in_dag"]["runtimeValue"] == {
+        "constant": True
+    }
+
+
+def test_a_run_asking_for_a_finish_the_dag_lacks_is_refused_at_its_first_task(
+    tmp_path: Path,
+) -> None:
+    from kfp.dsl import Dataset
+
+    from rachel.components.split_data import split_data
+    from rachel.core.config import budget_config
+    from rachel.core.errors import ConfigError
+
+    config = json.dumps(budget_config("small").to_json())
+    splits = Dataset(name="splits", uri=str(tmp_path / "splits"), metadata={})
+    with pytest.raises(ConfigError, match="compiled without the finish task"):
+        split_data.python_func(config_json=config, splits=splits, finish_in_dag=False)
+    assert not (tmp_path / "splits").exists()  # refused before anything was written
 
 
 def test_the_tasks_that_decide_on_time_count_from_the_runs_start(compiled: dict) -> None:
