@@ -8,8 +8,11 @@ end without a jump: :class:`ContinuedCosine` runs from ``start_rate`` at step ``
 (:func:`rachel.core.training.schedule_segment`).  The segment's bounds are plain Python
 numbers read when the train step is traced, so the trainer re-traces after a re-plan.
 
-Registered with Keras so that a saved model's optimizer configuration loads again (the
-search itself loads models with ``compile=False``).  Imports Keras: imported lazily.
+Registered with Keras so that a saved finish member's optimizer configuration loads again,
+in a process that has imported this module (``keras.saving.load_model(path)`` elsewhere
+needs ``compile=False``, as the search itself loads models, or
+``custom_objects={"rachel>ContinuedCosine": ContinuedCosine}``).  Imports Keras: imported
+lazily.
 """
 
 from __future__ import annotations

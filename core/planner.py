@@ -67,6 +67,7 @@ class Decision:
     budget_seconds: float | None = None
     time_limit: float | None = None  # training seconds allowed per candidate
     replayed: bool = False
+    overhead_seconds: float | None = None  # the last iteration's, beyond its candidates
 
     def __post_init__(self) -> None:
         if self.action not in ("continue", "stop"):
@@ -87,6 +88,7 @@ class Decision:
                 budget_seconds=data.get("budget_seconds"),
                 time_limit=data.get("time_limit"),
                 replayed=replayed,
+                overhead_seconds=data.get("overhead_seconds"),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(
@@ -100,7 +102,8 @@ class Decision:
         else:
             how = (
                 f"elapsed {self.elapsed_seconds:.0f} s + next ~{self.estimate_seconds:.0f} s "
-                f"of {self.budget_seconds:.0f} s"
+                + (f"+ {self.overhead_seconds:.0f} s overhead " if self.overhead_seconds else "")
+                + f"of {self.budget_seconds:.0f} s"
             )
             if self.replayed:
                 how = "recorded plan: " + how
@@ -250,11 +253,18 @@ def decide(
                 round(rounds * min(share, per_candidate), 1),
                 budget_seconds,
                 limit(share),
+                overhead_seconds=iteration_overhead_seconds,
             )
         if count <= workers:  # fewer than one round of workers saves no time
             break
     return Decision(
-        iteration, "stop", 0, round(elapsed_seconds, 1), round(per_candidate, 1), budget_seconds
+        iteration,
+        "stop",
+        0,
+        round(elapsed_seconds, 1),
+        round(per_candidate, 1),
+        budget_seconds,
+        overhead_seconds=iteration_overhead_seconds,
     )
 
 

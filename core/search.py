@@ -268,7 +268,7 @@ def _search(
     controller: Path | None = Path(initial_controller) if initial_controller else None
     ensemble: Path | None = None
     decisions: list[dict[str, Any]] = []
-    schedules: dict[str, dict[str, int]] = {}
+    schedules: dict[str, dict[str, Any]] = {}
     trainer: CandidateTrainer | None = None
     try:
         for iteration in range(config.iterations):

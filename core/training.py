@@ -142,9 +142,10 @@ def schedule_segment(
     return start, start_rate, end, epochs, examples
 
 
-# A re-plan keeps the plan while its epochs fit the time left and leave less than this
-# share of an epoch unused.
-KEEP_SLACK = 0.25
+# A re-plan keeps the plan while its epochs fit the time left (or overrun it by less than
+# KEEP_SHORT of an epoch: a re-plan re-traces the train step, which costs more) and leave
+# less than KEEP_SLACK of an epoch unused.
+KEEP_SLACK, KEEP_SHORT = 0.25, 0.05
 
 
 def replan_epochs(
@@ -170,7 +171,7 @@ def replan_epochs(
     left = planned - done
     if left < 1 or epoch_seconds <= 0:
         return None  # the plan is done: its cosine has reached the floor
-    if left * epoch_seconds <= remaining < (left + KEEP_SLACK) * epoch_seconds:
+    if (left - KEEP_SHORT) * epoch_seconds <= remaining < (left + KEEP_SLACK) * epoch_seconds:
         return None
     per_example = epoch_seconds / ((examples + val_examples / 3.0) * EPOCH_OVERRUN)
     more, n = fit_schedule(
@@ -297,17 +298,21 @@ def fit_model(
             stopped = wait >= settings.patience
         epoch += 1
         if settings.fill_time and not stopped:
-            replan = _next_replan(
-                replans,
-                deadline,
-                time.perf_counter() - mark,
-                epoch,
-                epochs,
-                len(x_train),
-                max_examples or len(splits.y_train),
-                len(y_val),
-                max(epochs, max_epochs or settings.epochs),
-            )
+            # the recorded re-plan after this epoch, else the one the measured epoch asks for
+            replan = next((r for r in replans if int(r["after"]) == epoch), None)
+            if replan is None and deadline is not None:
+                new = replan_epochs(
+                    deadline - time.perf_counter(),
+                    time.perf_counter() - mark,
+                    done=epoch,
+                    planned=epochs,
+                    examples=len(x_train),
+                    full_examples=max_examples or len(splits.y_train),
+                    val_examples=len(y_val),
+                    max_epochs=max(epochs, max_epochs or settings.epochs),
+                )
+                if new is not None:
+                    replan = {"after": epoch, "epochs": new[0], "examples": new[1]}
             mark = time.perf_counter()
             if replan is not None:
                 if replan not in replans:
@@ -353,37 +358,6 @@ def fit_model(
         "history": history,
     }
     return best_logits, metrics
-
-
-def _next_replan(
-    replans: list[dict[str, int]],
-    deadline: float | None,
-    epoch_seconds: float,
-    done: int,
-    planned: int,
-    examples: int,
-    full_examples: int,
-    val_examples: int,
-    max_epochs: int,
-) -> dict[str, int] | None:
-    """The re-plan to apply after epoch ``done``: the recorded one, else (with a deadline)
-    the one the measured epoch calls for."""
-    for replan in replans:
-        if int(replan["after"]) == done:
-            return replan
-    if deadline is None:
-        return None
-    new = replan_epochs(
-        deadline - time.perf_counter(),
-        epoch_seconds,
-        done=done,
-        planned=planned,
-        examples=examples,
-        full_examples=full_examples,
-        val_examples=val_examples,
-        max_epochs=max_epochs,
-    )
-    return None if new is None else {"after": done, "epochs": new[0], "examples": new[1]}
 
 
 def _assign(variables: Any, arrays: dict[str, np.ndarray], prefix: str) -> None:
@@ -488,7 +462,8 @@ def fit_schedule(
     validation = val_examples * per_example / 3.0
     epoch_seconds = (examples * per_example + validation) * EPOCH_OVERRUN
     fits = limit / epoch_seconds
-    if fill and fits < min(max_epochs, min_epochs) and max_epochs >= min_epochs:
+    shorter = (limit / max(1, min_epochs) / EPOCH_OVERRUN - validation) / per_example
+    if fill and fits < min_epochs <= max_epochs and shorter >= MIN_EXAMPLES:
         fits = float(min_epochs) - 0.5  # min_epochs shorter epochs
     if fill and 1.0 <= fits < max_epochs and fits != int(fits):
         epochs = math.ceil(fits)

@@ -54,6 +54,8 @@ def test_the_last_iterations_overhead_is_kept_for_the_next_one():
     assert _decide(elapsed_seconds=500.0, overhead_seconds=5.0).candidates == 4
     d = _decide(elapsed_seconds=500.0, overhead_seconds=5.0, iteration_overhead_seconds=35.0)
     assert (d.action, d.candidates, d.time_limit) == ("continue", 2, pytest.approx(50.0))
+    assert d.overhead_seconds == 35.0 and "+ 35 s overhead" in d.describe()  # recorded
+    assert planner.Decision.from_json(d.to_json()).overhead_seconds == 35.0
     assert _decide(elapsed_seconds=540.0, iteration_overhead_seconds=35.0).action == "stop"
 
 

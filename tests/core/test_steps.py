@@ -637,3 +637,65 @@ def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(tiny_fas
     np.testing.assert_array_equal(resumed_logits, logits)
     for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(tiny_fashion, tmp_path):
+    """Killed after its second epoch, a live (deadline-driven) finish resumes with the
+    re-plans its checkpoint recorded and the time it had left, and ends on its last plan."""
+    import time
+
+    import keras
+
+    from rachel.core import checkpoint as ckpt
+    from rachel.core.architecture import decode
+    from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
+    from rachel.core.training import TrainingSettings, fit_model
+
+    splits = DatasetSplits.load(tiny_fashion)
+    spec = ArchitectureSpec((Layer(BlockType.STANDARD, 16),))
+
+    def build():
+        keras.utils.set_random_seed(4)
+        return decode(spec, tuple(splits.input_shape), splits.num_classes, pool_first=True)
+
+    settings = TrainingSettings(
+        epochs=2, batch_size=64, learning_rate=2e-3, patience=10, fill_time=True, seed=4
+    )
+
+    class Killed(BaseException):
+        pass
+
+    real_save = ckpt.EpochCheckpoint.save
+
+    def save_then_die(self, epoch, state, arrays):
+        real_save(self, epoch, state, arrays)
+        if epoch == 1:
+            raise Killed
+
+    point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
+    ckpt.EpochCheckpoint.save = save_then_die
+    try:
+        with pytest.raises(Killed):
+            fit_model(
+                build(),
+                splits,
+                settings,
+                checkpoint=point,
+                deadline=time.perf_counter() + 8.0,
+                max_epochs=5,
+            )
+    finally:
+        ckpt.EpochCheckpoint.save = real_save
+    book = point.peek()["training"]
+    assert book["replans"] and 0 < book["seconds_left"] <= 8.0
+    _, resumed = fit_model(
+        build(),
+        splits,
+        settings,
+        checkpoint=point,
+        deadline=time.perf_counter() + 8.0,
+        max_epochs=5,
+    )
+    assert resumed["replans"][: len(book["replans"])] == book["replans"]
+    assert resumed["epochs_run"] == resumed["replans"][-1]["epochs"] > 2
+    assert len(resumed["history"]["val_loss"]) == resumed["epochs_run"]
