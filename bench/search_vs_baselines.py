@@ -104,7 +104,7 @@ def run_rachel(args, started, **overrides):
 def _timeline(log: Path) -> list[dict]:
     """When each candidate, iteration and the finish ended (seconds since the search's
     start), with the figures that explain the run's wall time."""
-    keys = ("candidate_id", "epochs_run", "train_seconds", "step_seconds", "time_limit")
+    keys = ("candidate_id", "epochs_run", "train_seconds", "step_seconds", "time_limit", "schedule")
     rows = []
     try:
         for line in log.read_text().splitlines():
