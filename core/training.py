@@ -425,12 +425,12 @@ def _save_epoch(
 PROBE_SHORT, PROBE_LONG = 3, 12  # batches
 MIN_EXAMPLES = 1000
 # An epoch costs more than its timed training steps (the per-epoch augmentation copy, the
-# fit and predict calls, the checkpoint).  One epoch over 16,000 examples against this
-# probe's estimate (a one-off check by the procedure of ``bench/probe_accuracy.py``, whose
-# JSON is not written yet; two repeats each), 1 thread (the candidates): 0.93-1.23x, mean
-# 1.10; 2 threads: 1.16-1.18x for a conv64/res64/conv96 net, 1.34-1.41x for a fast conv32/
-# conv64 (the fixed cost of the calls weighs more).  The candidates plan with this factor;
-# the finish (2 threads) corrects its plan after every epoch (:func:`replan_epochs`).
+# fit and predict calls, the checkpoint).  ``python bench/probe_accuracy.py`` (one epoch over
+# 16,000 examples against this probe's estimate, conv64/res64/conv96 and conv32/conv64, 1 and
+# 2 threads, two repeats each, a fresh process each): 0.74-1.54x, mean 1.16; 1 thread (the
+# candidates) 0.86-1.32x, mean 1.08.  The same epoch took 24.3 s and 45.5 s in two runs: host
+# noise this large is why the finish corrects its plan after every epoch
+# (:func:`replan_epochs`); the candidates plan with this factor.
 EPOCH_OVERRUN = 1.1
 
 
