@@ -579,30 +579,61 @@ def test_a_candidate_that_keeps_running_out_of_memory_is_failed_after_three_atte
     assert summary["status"] == "failed" and "checkpoint holds" in summary["error"]
 
 
-def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(tiny_fashion, tmp_path):
+class _Killed(BaseException):  # not an Exception: a kill is not a candidate failure
+    pass
+
+
+def _finish_model(splits_path, seed):
+    """A tiny net, its builder (seeded) and a finish's training settings."""
+    import keras
+
+    from rachel.core.architecture import decode
+    from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
+    from rachel.core.training import TrainingSettings
+
+    splits = DatasetSplits.load(splits_path)
+    spec = ArchitectureSpec((Layer(BlockType.STANDARD, 16),))
+
+    def build():
+        keras.utils.set_random_seed(seed)
+        return decode(spec, tuple(splits.input_shape), splits.num_classes, pool_first=True)
+
+    settings = TrainingSettings(
+        epochs=2, batch_size=64, learning_rate=2e-3, patience=10, fill_time=True, seed=seed
+    )
+    return splits, build, settings
+
+
+def _killed_after_second_epoch(monkeypatch, train):
+    """Run ``train()`` until its checkpoint of epoch 1 is saved, then kill it."""
+    from rachel.core import checkpoint as ckpt
+
+    real_save = ckpt.EpochCheckpoint.save
+
+    def save_then_die(self, epoch, state, arrays):
+        real_save(self, epoch, state, arrays)
+        if epoch == 1:
+            raise _Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ckpt.EpochCheckpoint, "save", save_then_die)
+        with pytest.raises(_Killed):
+            train()
+
+
+def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(
+    tiny_fashion, tmp_path, monkeypatch
+):
     """A live finish re-plans after its first (fast) epoch to fill the time it has; given
     back its recorded re-plans it trains exactly the same, and a run killed after a re-plan
     resumes from its checkpoint to the same weights."""
     import dataclasses
     import time
 
-    import keras
-
     from rachel.core import checkpoint as ckpt
-    from rachel.core.architecture import decode
-    from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
-    from rachel.core.training import TrainingSettings, fit_model
+    from rachel.core.training import fit_model
 
-    splits = DatasetSplits.load(tiny_fashion)
-    spec = ArchitectureSpec((Layer(BlockType.STANDARD, 16),))
-
-    def build():
-        keras.utils.set_random_seed(3)
-        return decode(spec, tuple(splits.input_shape), splits.num_classes, pool_first=True)
-
-    settings = TrainingSettings(
-        epochs=2, batch_size=64, learning_rate=2e-3, patience=10, fill_time=True, seed=3
-    )
+    splits, build, settings = _finish_model(tiny_fashion, 3)
     live = build()
     _, first = fit_model(live, splits, settings, deadline=time.perf_counter() + 8.0, max_epochs=4)
     assert first["replans"] and first["replans"][0]["after"] == 1
@@ -614,23 +645,10 @@ def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(tiny_fas
     assert again["replans"] == first["replans"] and again["epochs_run"] == first["epochs_run"]
     assert again["val_loss"] == first["val_loss"]
 
-    class Killed(BaseException):
-        pass
-
-    real_save = ckpt.EpochCheckpoint.save
-
-    def save_then_die(self, epoch, state, arrays):
-        real_save(self, epoch, state, arrays)
-        if epoch == 1:
-            raise Killed
-
     point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
-    ckpt.EpochCheckpoint.save = save_then_die
-    try:
-        with pytest.raises(Killed):
-            fit_model(build(), splits, replay, checkpoint=point)
-    finally:
-        ckpt.EpochCheckpoint.save = real_save
+    _killed_after_second_epoch(
+        monkeypatch, lambda: fit_model(build(), splits, replay, checkpoint=point)
+    )
     resumed_model = build()
     resumed_logits, resumed = fit_model(resumed_model, splits, replay, checkpoint=point)
     assert resumed["epochs_run"] == first["epochs_run"]
@@ -639,53 +657,29 @@ def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(tiny_fas
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(tiny_fashion, tmp_path):
+def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
+    tiny_fashion, tmp_path, monkeypatch
+):
     """Killed after its second epoch, a live (deadline-driven) finish resumes with the
     re-plans its checkpoint recorded and the time it had left, and ends on its last plan."""
     import time
 
-    import keras
-
     from rachel.core import checkpoint as ckpt
-    from rachel.core.architecture import decode
-    from rachel.core.search_space import ArchitectureSpec, BlockType, Layer
-    from rachel.core.training import TrainingSettings, fit_model
+    from rachel.core.training import fit_model
 
-    splits = DatasetSplits.load(tiny_fashion)
-    spec = ArchitectureSpec((Layer(BlockType.STANDARD, 16),))
-
-    def build():
-        keras.utils.set_random_seed(4)
-        return decode(spec, tuple(splits.input_shape), splits.num_classes, pool_first=True)
-
-    settings = TrainingSettings(
-        epochs=2, batch_size=64, learning_rate=2e-3, patience=10, fill_time=True, seed=4
-    )
-
-    class Killed(BaseException):
-        pass
-
-    real_save = ckpt.EpochCheckpoint.save
-
-    def save_then_die(self, epoch, state, arrays):
-        real_save(self, epoch, state, arrays)
-        if epoch == 1:
-            raise Killed
-
+    splits, build, settings = _finish_model(tiny_fashion, 4)
     point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
-    ckpt.EpochCheckpoint.save = save_then_die
-    try:
-        with pytest.raises(Killed):
-            fit_model(
-                build(),
-                splits,
-                settings,
-                checkpoint=point,
-                deadline=time.perf_counter() + 8.0,
-                max_epochs=5,
-            )
-    finally:
-        ckpt.EpochCheckpoint.save = real_save
+    _killed_after_second_epoch(
+        monkeypatch,
+        lambda: fit_model(
+            build(),
+            splits,
+            settings,
+            checkpoint=point,
+            deadline=time.perf_counter() + 8.0,
+            max_epochs=5,
+        ),
+    )
     book = point.peek()["training"]
     assert book["replans"] and 0 < book["seconds_left"] <= 8.0
     _, resumed = fit_model(
