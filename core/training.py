@@ -469,7 +469,9 @@ def fit_schedule(
     if fill and 1.0 <= fits < max_epochs and fits != int(fits):
         epochs = math.ceil(fits)
         per_epoch = limit / epochs / EPOCH_OVERRUN - validation
-        return epochs, int(min(examples, max(MIN_EXAMPLES, per_epoch // per_example)))
+        filled = int(min(examples, per_epoch // per_example))
+        if filled >= MIN_EXAMPLES:  # else the floor below: fewer epochs over all examples
+            return epochs, filled
     epochs = int(min(max_epochs, fits))
     if epochs >= 1:
         return epochs, examples
