@@ -92,6 +92,9 @@ def run_rachel(args, started, **overrides):
         "test_accuracy": metrics["test_accuracy"],
         "models_trained": metrics["candidates_trained"],
         "members": len(metrics["members"]),
+        "member_specs": {
+            m["candidate_id"]: [m["spec"], round(m["weight"], 3)] for m in metrics["members"]
+        },
         "iterations": metrics["iterations"],
         "config_fingerprint": plan_summary(config)["config_fingerprint"],
         "finish_epochs_run": finish.get("epochs_run"),
@@ -189,6 +192,7 @@ def run_tuner(args, started, kind):
                 splits.num_classes,
                 head=config.head,
                 pool_first=config.pool_first,
+                downsample_residual=config.downsample_residual,
             )
 
         def fit(self, hp, model, *fit_args, **kwargs):

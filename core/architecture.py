@@ -21,6 +21,13 @@ The paper's ``decode_full_candidate`` (section 2.3).  Choices the paper leaves o
   positive scale, so the two differ only through BN statistics and dropout placement;
   the fast order trained 1.5x more images/s on 2 CPU cores (``bench/recipe.py``).  Off
   in the ``paper`` preset.
+* Residual downsampling (``downsample_residual``): the paper's residual block keeps the
+  resolution, so a residual block convolves whatever map it gets twice at its width: first
+  in the net, the full 28x28.  With ``downsample_residual`` a residual block whose input
+  map exceeds the head's 7x7 on both sides halves it (28 -> 14 -> 7), as ResNet's
+  downsampling blocks do (stride-2 first convolution, stride-2 1x1 projection on the
+  shortcut): a quarter of the multiply-adds per halving; the head would average-pool those
+  maps to 7x7 anyway.  Off in the ``paper`` preset.
 
 Models use standard Keras layers only, so a saved model loads with plain ``keras``.
 Inputs are images already scaled to [0, 1]; the exported ensemble adds the scaling.
@@ -37,16 +44,19 @@ BN_MOMENTUM = 0.9
 HEAD_DROPOUT = 0.2
 HEADS = ("flatten", "gap")
 HEAD_MAX_SIDE = 7
+DOWNSAMPLE_ABOVE = HEAD_MAX_SIDE  # the map the head flattens
 
 
 def dropout_rate(index: int) -> float:
     return min(0.1 + 0.05 * index, 0.4)
 
 
-def _conv_bn_relu(x: Any, width: int, name: str, kernel: int = 3) -> Any:
+def _conv_bn_relu(x: Any, width: int, name: str, kernel: int = 3, strides: int = 1) -> Any:
     import keras
 
-    x = keras.layers.Conv2D(width, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        width, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -74,16 +84,24 @@ def _standard_block(x: Any, width: int, index: int, pool_first: bool) -> Any:
     return x
 
 
-def _residual_block(x: Any, width: int, index: int) -> Any:
+def _should_downsample(x: Any) -> bool:
+    height, width_px = x.shape[1], x.shape[2]
+    return height is not None and width_px is not None and min(height, width_px) > DOWNSAMPLE_ABOVE
+
+
+def _residual_block(x: Any, width: int, index: int, downsample: bool) -> Any:
     import keras
 
     name = f"b{index}_res"
+    strides = 2 if downsample and _should_downsample(x) else 1
     shortcut = x
-    y = _conv_bn_relu(x, width, f"{name}_a")
+    y = _conv_bn_relu(x, width, f"{name}_a", strides=strides)
     y = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_b_conv")(y)
     y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_b_bn")(y)
-    if shortcut.shape[-1] != width:
-        shortcut = keras.layers.Conv2D(width, 1, use_bias=False, name=f"{name}_proj")(shortcut)
+    if shortcut.shape[-1] != width or strides != 1:
+        shortcut = keras.layers.Conv2D(
+            width, 1, strides=strides, use_bias=False, name=f"{name}_proj"
+        )(shortcut)
         shortcut = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_proj_bn")(
             shortcut
         )
@@ -98,6 +116,7 @@ def decode(
     *,
     head: str = "flatten",
     pool_first: bool = False,
+    downsample_residual: bool = False,
     name: str = "subnetwork",
 ) -> Any:
     """Build the Keras model for ``spec``; its output is ``num_classes`` logits."""
@@ -111,7 +130,7 @@ def decode(
         if layer.block == BlockType.STANDARD:
             x = _standard_block(x, layer.width, index, pool_first)
         else:
-            x = _residual_block(x, layer.width, index)
+            x = _residual_block(x, layer.width, index, downsample_residual)
     if head == "gap":
         x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     else:

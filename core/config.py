@@ -164,6 +164,11 @@ class SearchConfig:
         "pool before a block's convolutions (2.8x faster on CPU)",
         to={"training": "pool_first"},
     )
+    downsample_residual: bool = setting(
+        False,
+        "a residual block on a map over 7x7 halves it (stride 2, as ResNet downsamples)",
+        to={"training": "downsample_residual"},
+    )
     train_examples: int | None = setting(
         None,
         "training examples per candidate (default: all)",
@@ -336,6 +341,7 @@ _CPU_RECIPE: dict[str, Any] = dict(
     learning_rate=5e-3,
     augmentation="none",
     pool_first=True,
+    downsample_residual=True,
     parallel_candidates=2,
     train_threads=1,
     max_new_layers=2,

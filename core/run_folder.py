@@ -6,8 +6,9 @@ what the run does:
 * missing or empty: a new run;
 * it holds ``config.json`` equal to this run's configuration: the run **resumes** from the
   steps already completed there (a finished run is returned as it is);
-* it holds a run of another configuration, or files that are not a run: a
-  :class:`~rachel.core.errors.ConfigError` (exit 2) that names the differing settings;
+* it holds a run of another configuration, one started from another replayed plan or
+  warm-start controller (``launch.json``, :func:`launch_record`), or files that are not a
+  run: a :class:`~rachel.core.errors.ConfigError` (exit 2) that names the difference;
   nothing is overwritten;
 * ``restart=True``: the earlier run's artifacts are removed first (only the names a run
   writes; other files beside a run are left alone, and a folder of other files is refused
@@ -23,6 +24,7 @@ objects of an upload cut short by a kill are never read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -34,6 +36,7 @@ from rachel.core import storage
 from rachel.core.errors import ConfigError
 
 CONFIG_FILE = "config.json"
+LAUNCH_FILE = "launch.json"  # what the run started from besides its configuration
 MANIFEST_FILE = "completed.json"
 LOG_FILE = "search_log.jsonl"
 PLAN_FILE = "plan.json"
@@ -50,15 +53,57 @@ RUN_ENTRIES = (
     "iterations",
     "finish",
     "final",
+    LAUNCH_FILE,
     CONFIG_FILE,
 )
 # Rewritten as the run goes: re-uploaded at every publish, not listed as steps.
 LIVE_FILES = (LOG_FILE, PLAN_FILE)
 
 
+def launch_record(plan: dict[str, Any] | None, controller: str | Path | None) -> dict[str, Any]:
+    """What a run starts from besides its configuration, by content: the plan it replays and
+    the controller it warm-starts from (a champion's controller is downloaded into a new
+    temporary folder each time, so its path says nothing).  A resume with another plan or
+    another controller would mix two runs: the first iteration's proposals, or the replayed
+    decisions, would differ from those already trained."""
+    digest = None
+    if controller is not None:
+        h = hashlib.sha256()
+        root = Path(controller)
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+        digest = h.hexdigest()[:16]
+    plan_digest = None
+    if plan is not None:
+        text = json.dumps(plan, sort_keys=True, default=str)
+        plan_digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return {"plan": plan_digest, "warm_start_controller": digest}
+
+
 def _differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     keys = sorted(set(recorded) | set(wanted))
     return [k for k in keys if recorded.get(k) != wanted.get(k)]
+
+
+def _check_launch(uri: str, recorded: Any, launch: dict[str, Any]) -> None:
+    recorded = recorded if isinstance(recorded, dict) else {}
+    differ = _differences(recorded, launch)
+    if differ:
+        what = {"plan": "--plan", "warm_start_controller": "--warm-start controller"}
+        shown = ", ".join(
+            f"{what.get(k, k)} {_given(recorded.get(k))} there, {_given(launch.get(k))} now"
+            for k in differ
+        )
+        raise ConfigError(
+            f"output {uri} holds a run started differently ({shown})",
+            "rerun with the same --plan and --warm-start to resume it (the registry's "
+            "champion may have changed since), pass --restart to discard it, or choose "
+            "another --output",
+        )
+
+
+def _given(digest: Any) -> str:
+    return f"{digest}" if digest else "none"
 
 
 @dataclass
@@ -78,11 +123,17 @@ class RunFolder:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(
-        cls, uri: str | Path, config_json: dict[str, Any], *, restart: bool = False
+        cls,
+        uri: str | Path,
+        config_json: dict[str, Any],
+        *,
+        restart: bool = False,
+        launch: dict[str, Any] | None = None,
     ) -> RunFolder:
         """Inspect ``uri`` (writing nothing) and say what the run does.  With ``restart`` an
         earlier run is discarded only by :meth:`discard_earlier`, once the new run's dataset
-        has been validated."""
+        has been validated.  ``launch`` (:func:`launch_record`) must match the earlier run's
+        to resume it (a run from before launch records were kept is not checked)."""
         uri = str(uri)
         if uri.startswith("file://"):
             uri = uri[len("file://") :]
@@ -122,6 +173,8 @@ class RunFolder:
                     "rerun with the same settings to resume it, pass --restart to discard it, "
                     "or choose another --output",
                 )
+            if launch is not None and LAUNCH_FILE in names:
+                _check_launch(uri, storage.read_json(storage.join(uri, LAUNCH_FILE)), launch)
             state = "finished" if FINAL_METRICS in names else "resume"
             if storage.is_gcs(uri) and state == "finished":
                 # a bucket's objects may be those of a publish cut short: the manifest decides

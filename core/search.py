@@ -39,7 +39,7 @@ from rachel.core import finish, planner, steps, stop_rules, storage
 from rachel.core.config import SearchConfig
 from rachel.core.ensemble_state import CANDIDATE_FILE, ENSEMBLE_FILE, METRICS_FILE, EnsembleState
 from rachel.core.errors import TransientError
-from rachel.core.run_folder import RunFolder
+from rachel.core.run_folder import LAUNCH_FILE, RunFolder, launch_record
 
 Event = dict[str, Any]
 
@@ -189,7 +189,8 @@ def run_search(
 
     if "on" in (config.mixed_precision, config.xla, config.multi_gpu):  # only "on" can fail
         devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)  # e.g. no GPU
-    run = RunFolder.open(output, config.to_json(), restart=restart)
+    launch = launch_record(plan, initial_controller)
+    run = RunFolder.open(output, config.to_json(), restart=restart, launch=launch)
     try:
         if run.state == "finished":
             metrics = storage.read_json(run.work / "final" / "metrics.json")
@@ -203,7 +204,7 @@ def run_search(
                     }
                 )
             return dict(metrics)
-        return _search(config, run, on_event, plan, initial_controller, started_at)
+        return _search(config, run, on_event, plan, initial_controller, started_at, launch)
     finally:
         run.close()
 
@@ -215,6 +216,7 @@ def _search(
     plan: dict[str, Any] | None,
     initial_controller: str | Path | None,
     started_at: float | None = None,
+    launch: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     work = run.work
     splits = work / "splits.npz"
@@ -229,6 +231,8 @@ def _search(
             if run.state == "new":  # config.json first: it marks the folder as a run's
                 storage.write_json(work / "config.json", config.to_json())
                 run.publish("config.json")
+                storage.write_json(work / LAUNCH_FILE, launch or launch_record(None, None))
+                run.publish(LAUNCH_FILE)
             storage.upload_file(Path(tmp) / "splits.npz", str(splits))  # atomic copy
     log_path = work / "search_log.jsonl"
     # On resume the clock continues from the last completed iteration's recorded time.

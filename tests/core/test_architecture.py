@@ -52,3 +52,29 @@ def test_deep_spec_skips_pooling_below_one_pixel():
 def test_dropout_adapts_to_depth():
     rates = [dropout_rate(i) for i in range(10)]
     assert rates == sorted(rates) and rates[0] == pytest.approx(0.1) and max(rates) <= 0.4
+
+
+def test_downsampling_residual_halves_only_large_maps():
+    spec = ArchitectureSpec(
+        (
+            Layer(BlockType.RESIDUAL, 16),
+            Layer(BlockType.RESIDUAL, 16),
+            Layer(BlockType.RESIDUAL, 16),
+        )
+    )
+    kept = decode(spec, (28, 28, 1), 10)
+    halved = decode(spec, (28, 28, 1), 10, downsample_residual=True)
+
+    def sides(model):
+        return [model.get_layer(f"b{i}_res_add").output.shape[1] for i in range(3)]
+
+    assert sides(kept) == [28, 28, 28]
+    assert sides(halved) == [14, 7, 7]  # halved while a side exceeds the head's 7
+    names = [layer.name for layer in halved.layers]
+    # the halving block projects its shortcut with the same stride, even at equal widths
+    assert "b1_res_proj" in names and "b2_res_proj" not in names
+    assert halved.get_layer("b0_res_proj").strides == (2, 2)
+    assert halved(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+    # a 32x32 input: 32 -> 16 -> 8 -> 4
+    wide = decode(spec, (32, 32, 3), 10, downsample_residual=True)
+    assert sides(wide) == [16, 8, 4]

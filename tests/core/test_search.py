@@ -200,6 +200,38 @@ def test_a_finished_run_is_returned_not_repeated(fashion_files, tmp_path):
     assert (tmp_path / "run" / "final" / "metrics.json").stat().st_mtime_ns == stamp
 
 
+def test_a_run_resumes_only_with_the_plan_and_controller_it_started_from(fashion_files, tmp_path):
+    from rachel.core.run_folder import launch_record
+    from rachel.core.search import run_search
+
+    cfg = _tiny_config(fashion_files)
+    first = run_search(cfg, tmp_path / "run")
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")}
+    with pytest.raises(
+        ConfigError, match=r"started differently \(--plan none there, [0-9a-f]{16} now"
+    ):
+        run_search(cfg, tmp_path / "run", plan=plan)
+    controller = tmp_path / "controller"
+    controller.mkdir()
+    (controller / "weights.bin").write_bytes(b"champion 1")
+    with pytest.raises(ConfigError, match="--warm-start controller none there"):
+        run_search(cfg, tmp_path / "run", initial_controller=controller)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")} == before
+
+    # The same plan resumes (here: returns the finished replay) ...
+    replay = run_search(cfg, tmp_path / "replay", plan=plan)
+    again = run_search(cfg, tmp_path / "replay", plan=plan)
+    assert again["test_accuracy"] == replay["test_accuracy"] == first["test_accuracy"]
+    # ... and a controller is known by its files, not by the temporary folder it was put in.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "weights.bin").write_bytes(b"champion 1")
+    assert launch_record(None, moved) == launch_record(None, controller)
+    (moved / "weights.bin").write_bytes(b"champion 2")
+    assert launch_record(None, moved) != launch_record(None, controller)
+
+
 def test_bad_dataset_writes_nothing(tmp_path):
     import numpy as np
 

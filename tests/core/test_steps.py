@@ -693,3 +693,20 @@ def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
     assert resumed["replans"][: len(book["replans"])] == book["replans"]
     assert resumed["epochs_run"] == resumed["replans"][-1]["epochs"] > 2
     assert len(resumed["history"]["val_loss"]) == resumed["epochs_run"]
+
+
+def test_the_finish_trains_to_its_plan_where_a_candidate_stops_early(tiny_fashion):
+    """No epoch improves val_loss by a min_delta of 10: a candidate stops after `patience`
+    epochs, the finish trains every planned epoch and keeps its best one."""
+    import dataclasses
+
+    from rachel.core.training import fit_model
+
+    splits, build, settings = _finish_model(tiny_fashion, 5)
+    settings = dataclasses.replace(settings, epochs=3, patience=1, min_delta=10.0)
+    _, candidate = fit_model(build(), splits, dataclasses.replace(settings, fill_time=False))
+    assert candidate["epochs_run"] == 2
+    _, finish = fit_model(build(), splits, settings)
+    assert finish["epochs_run"] == 3
+    losses = finish["history"]["val_loss"]
+    assert finish["val_loss"] == min(losses) == losses[finish["best_epoch"] - 1]
