@@ -45,7 +45,7 @@ from rachel.core.architecture import decode
 from rachel.core.checkpoint import EpochCheckpoint, fingerprint
 from rachel.core.devices import DeviceOptions, limit_threads, training_scope
 from rachel.core.ensemble import cross_entropy
-from rachel.core.input_pipeline import epoch_arrays, normalise
+from rachel.core.input_pipeline import batches_per_epoch, epoch_arrays, normalise
 from rachel.core.search_space import ArchitectureSpec
 
 LR_FLOOR = 0.05  # the cosine schedule ends at 5 % of the initial learning rate
@@ -132,7 +132,7 @@ def schedule_segment(
         LR_FLOOR * settings.learning_rate,
         settings.batch_size,
     )
-    epochs, per_epoch = settings.epochs, math.ceil(examples / batch)
+    epochs, per_epoch = settings.epochs, batches_per_epoch(examples, batch)
     start, start_rate, end, done = 0, rate, epochs * per_epoch, 0
     for replan in sorted(replans, key=lambda r: int(r["after"])):
         step = start + (int(replan["after"]) - done) * per_epoch
@@ -142,7 +142,7 @@ def schedule_segment(
             int(replan["examples"]),
             int(replan["after"]),
         )
-        per_epoch = math.ceil(examples / batch)
+        per_epoch = batches_per_epoch(examples, batch)
         start, end = step, step + (epochs - done) * per_epoch
     return start, start_rate, end, epochs, examples
 
@@ -228,7 +228,7 @@ def fit_model(
     """
     x_train, y_train = training_subset(splits, settings)
     augmentation = settings.augmentation or splits.augmentation
-    steps_per_epoch = max(1, math.ceil(len(x_train) / settings.batch_size))
+    steps_per_epoch = batches_per_epoch(len(x_train), settings.batch_size)
     first_examples = len(x_train)
     rng = np.random.default_rng(settings.seed)
     x_val, y_val = normalise(splits.x_val), splits.y_val
@@ -274,7 +274,9 @@ def fit_model(
         first, stopped = saved.epoch + 1, bool(book["stopped"])
     epoch, mark, trained = first, time.perf_counter(), 0
     while not stopped and epoch < epochs:
-        x, y = epoch_arrays(x_train, y_train, rng, augmentation=augmentation)
+        x, y = epoch_arrays(
+            x_train, y_train, rng, augmentation=augmentation, batch_size=settings.batch_size
+        )
         trained += len(x)
         fit = model.fit(
             x,
@@ -498,7 +500,7 @@ def probe_schedule(
     x_train, y_train = training_subset(splits, settings)
     batch = settings.batch_size
     model = build()
-    compile_for_training(model, settings, max(1, math.ceil(len(x_train) / batch)), xla=xla)
+    compile_for_training(model, settings, batches_per_epoch(len(x_train), batch), xla=xla)
     n = min(len(x_train), batch * (1 + PROBE_SHORT + PROBE_LONG))
     x, y = normalise(x_train[:n]), y_train[:n]
     model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # trace

@@ -70,3 +70,18 @@ def test_epoch_arrays_are_reproducible_for_a_seed():
     assert np.array_equal(a, b) and np.array_equal(ya, yb)
     assert not np.array_equal(a, c)
     assert sorted(ya.tolist()) == list(range(512))  # a permutation: every example once
+
+
+def test_epoch_arrays_hold_whole_batches_and_rotate_the_rest_out():
+    from rachel.core.input_pipeline import batches_per_epoch, epoch_arrays
+
+    x = np.zeros((1000, 4, 4, 1), np.uint8)
+    y = np.arange(1000)
+    rng = np.random.default_rng(0)
+    epochs = [epoch_arrays(x, y, rng, batch_size=128)[1] for _ in range(3)]
+    assert [len(e) for e in epochs] == [896] * 3 == [128 * batches_per_epoch(1000, 128)] * 3
+    assert all(len(set(e.tolist())) == 896 for e in epochs)  # no example twice
+    assert len(set().union(*(set(e.tolist()) for e in epochs))) > 896  # a different rest out
+    # fewer examples than one batch: all of them, one step
+    assert len(epoch_arrays(x[:50], y[:50], rng, batch_size=128)[1]) == 50
+    assert batches_per_epoch(50, 128) == 1
