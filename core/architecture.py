@@ -27,7 +27,11 @@ The paper's ``decode_full_candidate`` (section 2.3).  Choices the paper leaves o
   map exceeds the head's 7x7 on both sides halves it (28 -> 14 -> 7), as ResNet's
   downsampling blocks do (stride-2 first convolution, stride-2 1x1 projection on the
   shortcut): a quarter of the multiply-adds per halving; the head would average-pool those
-  maps to 7x7 anyway.  Off in the ``paper`` preset.
+  maps to 7x7 anyway.  Measured (``bench/search_vs_baselines.py --budgets 600``, seeds 0-2):
+  without it the finish trained 2-4 epochs of the nets the search handed it and RACHEL
+  reached 0.916 +- 0.006; with it (and the finish without early stopping) 8, 4 and 10
+  epochs, 0.922 +- 0.002.  With a 14x14 threshold a seed-0 run still finished a net of
+  14x14 residual blocks for 2 epochs (0.914).  Off in the ``paper`` preset.
 
 Models use standard Keras layers only, so a saved model loads with plain ``keras``.
 Inputs are images already scaled to [0, 1]; the exported ensemble adds the scaling.
