@@ -513,9 +513,10 @@ def probe_schedule(
         per_example = (long - short) / ((long_batches - PROBE_SHORT) * batch)
         if per_example <= 0.0:  # timer noise on a very fast model
             per_example = (short + long) / ((PROBE_SHORT + long_batches) * batch)
-    else:  # a tiny training split: the time per example of one fit over it
-        lo = batch if n > batch else 0
-        per_example = _timed_fit(model, x[lo:], y[lo:], batch) / (n - lo)
+    else:  # a tiny training split: one fit over its whole batches after the traced one
+        lo = batch if n >= 2 * batch else 0  # (a partial batch would trace a second shape)
+        hi = lo + ((n - lo) // batch) * batch if n - lo >= batch else n
+        per_example = _timed_fit(model, x[lo:hi], y[lo:hi], batch) / (hi - lo)
     # the probe itself is part of the limit
     limit = float(settings.time_limit or math.inf) - (time.perf_counter() - probe_started)
     epochs, n = fit_schedule(
