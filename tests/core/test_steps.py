@@ -669,27 +669,17 @@ def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
 
     splits, build, settings = _finish_model(tiny_fashion, 4)
     point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
-    _killed_after_second_epoch(
-        monkeypatch,
-        lambda: fit_model(
-            build(),
-            splits,
-            settings,
-            checkpoint=point,
-            deadline=time.perf_counter() + 8.0,
-            max_epochs=5,
-        ),
-    )
+
+    def live():  # 8 s from now, on each call
+        deadline = time.perf_counter() + 8.0
+        return fit_model(
+            build(), splits, settings, checkpoint=point, deadline=deadline, max_epochs=5
+        )
+
+    _killed_after_second_epoch(monkeypatch, live)
     book = point.peek()["training"]
     assert book["replans"] and 0 < book["seconds_left"] <= 8.0
-    _, resumed = fit_model(
-        build(),
-        splits,
-        settings,
-        checkpoint=point,
-        deadline=time.perf_counter() + 8.0,
-        max_epochs=5,
-    )
+    _, resumed = live()
     assert resumed["replans"][: len(book["replans"])] == book["replans"]
     assert resumed["epochs_run"] == resumed["replans"][-1]["epochs"] > 2
     assert len(resumed["history"]["val_loss"]) == resumed["epochs_run"]
