@@ -1,10 +1,11 @@
-"""The finish's learning-rate schedule: a cosine that can be re-planned between epochs.
+"""The training learning-rate schedule: a cosine that can be re-planned between epochs.
 
-Every candidate trains with Keras' ``CosineDecay`` over its planned epochs.  The finish
-(:mod:`rachel.core.finish`) re-plans its epochs after each one from the epoch's measured
-time (:func:`rachel.core.training.replan_epochs`), so its cosine must be able to change its
-end without a jump: :class:`ContinuedCosine` runs from ``start_rate`` at step ``start`` to
-``floor`` at step ``end``, and a re-plan starts a new segment at the current step and rate
+Every training decays its rate over its planned epochs.  With a deadline it re-plans its
+epochs after each one from the measured times (:func:`rachel.core.training.replan_epochs`:
+the finish, :mod:`rachel.core.finish`, to fill its time; a candidate to shrink a plan that
+would overrun), so its cosine must be able to change its end without a jump:
+:class:`ContinuedCosine` runs from ``start_rate`` at step ``start`` to ``floor`` at step
+``end``, and a re-plan starts a new segment at the current step and rate
 (:func:`rachel.core.training.schedule_segment`).  The segment's bounds are plain Python
 numbers read when the train step is traced, so the trainer re-traces after a re-plan.
 

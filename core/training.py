@@ -87,22 +87,16 @@ def compile_for_training(
     examples: int | None = None,
 ) -> Any:
     """Adam with a cosine decay over the planned epochs, cross-entropy from logits.  The
-    finish (``fill_time``) gets the re-plannable :class:`rachel.core.lr_schedule.ContinuedCosine`
-    instead, at the segment its recorded re-plans give."""
+    decay is the re-plannable :class:`rachel.core.lr_schedule.ContinuedCosine` at the
+    segment the recorded re-plans give, for every training: a live training that may
+    re-plan and its replay must run the same float operations, re-planned or not."""
     import keras
 
-    if settings.fill_time:
-        from rachel.core.lr_schedule import ContinuedCosine
+    from rachel.core.lr_schedule import ContinuedCosine
 
-        n = examples if examples is not None else steps_per_epoch * settings.batch_size
-        start, rate, end, _, _ = schedule_segment(settings, n, settings.replans)
-        schedule: Any = ContinuedCosine(rate, LR_FLOOR * settings.learning_rate, start, end)
-    else:
-        schedule = keras.optimizers.schedules.CosineDecay(
-            settings.learning_rate,
-            decay_steps=max(1, settings.epochs * steps_per_epoch),
-            alpha=LR_FLOOR,
-        )
+    n = examples if examples is not None else steps_per_epoch * settings.batch_size
+    start, rate, end, _, _ = schedule_segment(settings, n, settings.replans)
+    schedule = ContinuedCosine(rate, LR_FLOOR * settings.learning_rate, start, end)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -163,8 +157,9 @@ def replan_epochs(
     full_examples: int,
     val_examples: int,
     max_epochs: int,
+    grow: bool = True,
 ) -> tuple[int, int] | None:
-    """After epoch ``done`` of ``planned`` (each over ``examples``, the last one measured at
+    """After epoch ``done`` of ``planned`` (each over ``examples``, the next one estimated at
     ``epoch_seconds``, everything included), with ``remaining`` seconds left: None to keep
     the plan, else the new (epochs in all, examples per epoch), through
     :func:`fit_schedule` at the measured speed; (``done``, ``examples``) stops now.
@@ -172,15 +167,27 @@ def replan_epochs(
     Why: the probe's estimate of an epoch is off by ~10-30 % (host noise: the same epoch
     measured 73 s and 88 s in two runs), and the finish is a few long epochs, so an
     open-loop plan either overruns the budget or leaves most of an epoch unused (600 s,
-    seed 2: 101 s left after a 1-epoch finish)."""
+    seed 2: 101 s left after a 1-epoch finish).
+
+    ``grow=False`` (a candidate, which shares the machine and the iteration with others)
+    only ever shrinks a plan that would overrun: two candidates planned from their probes
+    for a 150-s limit trained 186 s and 218 s (600 s, seed 1, ce2b2b7), and the finish got
+    145 s of the 240 s it keeps."""
     left = planned - done
     if left < 1 or epoch_seconds <= 0:
         return None  # the plan is done: its cosine has reached the floor
-    if (left - KEEP_SHORT) * epoch_seconds <= remaining < (left + KEEP_SLACK) * epoch_seconds:
+    if (left - KEEP_SHORT) * epoch_seconds <= remaining and (
+        not grow or remaining < (left + KEEP_SLACK) * epoch_seconds
+    ):
         return None
     per_example = epoch_seconds / ((examples + val_examples / 3.0) * EPOCH_OVERRUN)
     more, n = fit_schedule(
-        remaining, full_examples, val_examples, per_example, max_epochs=max_epochs - done, fill=True
+        remaining,
+        full_examples if grow else examples,
+        val_examples,
+        per_example,
+        max_epochs=max_epochs - done if grow else left,
+        fill=grow,
     )
     cost = more * (n + val_examples / 3.0) * per_example * EPOCH_OVERRUN
     if more < 1 or cost > remaining * 1.05:  # not even the smallest epoch fits
@@ -188,6 +195,24 @@ def replan_epochs(
     if (done + more, n) == (planned, examples):
         return None
     return done + more, n
+
+
+def epoch_estimate(timings: list[tuple[float, int]], examples: int, val_examples: int) -> float:
+    """The next epoch's seconds over ``examples``, from this training's measured epochs
+    (``timings``: (seconds, training examples) each, in order): the per-example mean of the
+    last :data:`ESTIMATE_WINDOW` epochs, leaving out the first (it traced the train step)
+    once there are others.
+
+    Why: one epoch's time moves by ~±20 % on a shared host, and re-planning from the last
+    epoch alone made the finish's plan flip back and forth (600 s, seed 0, ce2b2b7: 5, 6,
+    8, 8, 7, 8, 8 epochs planned after its epochs 1-7, its last epoch cut to 30,920
+    examples)."""
+    window = (timings[1:] if len(timings) > 1 else timings)[-ESTIMATE_WINDOW:]
+    cost = sum(n + val_examples / 3.0 for _, n in window)
+    return sum(t for t, _ in window) / cost * (examples + val_examples / 3.0)
+
+
+ESTIMATE_WINDOW = 3
 
 
 def training_subset(splits: Any, settings: TrainingSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -219,12 +244,13 @@ def fit_model(
     the same weights, optimizer slots, dropout and data-order RNG states and early-stopping
     counters: it ends exactly where an uninterrupted run ends.
 
-    The finish (``settings.fill_time``) re-plans its epochs after each one
-    (:func:`replan_epochs`) to end by ``deadline`` (a ``time.perf_counter()`` value); the
-    re-plans are recorded in the metrics (``replans``) and in the checkpoint, and given
-    back as ``settings.replans`` (no deadline) they are replayed exactly.  A re-plan trains
-    at most ``max_epochs`` epochs over at most ``max_examples`` examples (default: the
-    planned epochs, the whole training split).
+    With a ``deadline`` (a ``time.perf_counter()`` value) the training re-plans its epochs
+    after each one (:func:`replan_epochs`, from :func:`epoch_estimate`) to end by it: the
+    finish (``settings.fill_time``) to fill the time it has, a candidate only to shrink a
+    plan that would overrun.  The re-plans are recorded in the metrics (``replans``) and in
+    the checkpoint, and given back as ``settings.replans`` (no deadline) they are replayed
+    exactly.  A finish's re-plan trains at most ``max_epochs`` epochs over at most
+    ``max_examples`` examples (default: the planned epochs, the whole training split).
     """
     x_train, y_train = training_subset(splits, settings)
     augmentation = settings.augmentation or splits.augmentation
@@ -245,6 +271,7 @@ def fit_model(
             replans = [dict(r) for r in book.get("replans", [])]
         if deadline is not None and book.get("seconds_left") is not None:
             deadline = time.perf_counter() + float(book["seconds_left"])
+    replannable = settings.fill_time or deadline is not None or bool(replans)
     applied = [r for r in replans if int(r["after"]) <= done]
     schedule = compile_for_training(
         model,
@@ -254,7 +281,7 @@ def fit_model(
         examples=first_examples,
     )
     epochs = settings.epochs
-    if settings.fill_time and applied:
+    if applied:
         _, _, _, epochs, n = schedule_segment(settings, first_examples, applied)
         x_train, y_train = training_subset(splits, replace(settings, train_examples=n))
     if saved is not None:
@@ -273,6 +300,7 @@ def fit_model(
         best_logits = saved.arrays["best_logits"] if "best_logits" in saved.arrays else None
         first, stopped = saved.epoch + 1, bool(book["stopped"])
     epoch, mark, trained = first, time.perf_counter(), 0
+    timings: list[tuple[float, int]] = []  # (seconds, examples) of this call's epochs
     while not stopped and epoch < epochs:
         x, y = epoch_arrays(
             x_train, y_train, rng, augmentation=augmentation, batch_size=settings.batch_size
@@ -304,19 +332,21 @@ def fit_model(
             wait += 1
             stopped = wait >= settings.patience and not settings.fill_time
         epoch += 1
-        if settings.fill_time and not stopped:
-            # the recorded re-plan after this epoch, else the one the measured epoch asks for
+        timings.append((time.perf_counter() - mark, len(x_train)))
+        if replannable and not stopped:
+            # the recorded re-plan after this epoch, else the one the measured epochs ask for
             replan = next((r for r in replans if int(r["after"]) == epoch), None)
             if replan is None and deadline is not None:
                 new = replan_epochs(
                     deadline - time.perf_counter(),
-                    time.perf_counter() - mark,
+                    epoch_estimate(timings, len(x_train), len(y_val)),
                     done=epoch,
                     planned=epochs,
                     examples=len(x_train),
                     full_examples=max_examples or len(splits.y_train),
                     val_examples=len(y_val),
                     max_epochs=max(epochs, max_epochs or settings.epochs),
+                    grow=settings.fill_time,
                 )
                 if new is not None:
                     replan = {"after": epoch, "epochs": new[0], "examples": new[1]}

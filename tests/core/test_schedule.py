@@ -69,6 +69,7 @@ from rachel.core.training import (  # noqa: E402
     LR_FLOOR,
     TrainingSettings,
     cosine_rate,
+    epoch_estimate,
     replan_epochs,
     schedule_segment,
 )
@@ -96,7 +97,7 @@ def test_a_replan_continues_the_cosine_from_the_rate_it_was_taken_at():
     assert start2 == 18 and rate2 == pytest.approx(cosine_rate(18, rate, floor, 10, 42))
 
 
-def _replan(remaining, epoch_seconds, done=1, planned=3, examples=55_000, max_epochs=20):
+def _replan(remaining, epoch_seconds, done=1, planned=3, examples=55_000, max_epochs=20, grow=True):
     return replan_epochs(
         remaining,
         epoch_seconds,
@@ -106,6 +107,7 @@ def _replan(remaining, epoch_seconds, done=1, planned=3, examples=55_000, max_ep
         full_examples=55_000,
         val_examples=5_000,
         max_epochs=max_epochs,
+        grow=grow,
     )
 
 
@@ -129,3 +131,26 @@ def test_a_faster_epoch_than_planned_grows_the_plan_up_to_the_cap():
 
 def test_no_time_for_another_epoch_stops_now():
     assert _replan(2.0, 100.0) == (1, 55_000)
+
+
+def test_a_candidate_only_shrinks_a_plan_that_would_overrun():
+    # time for 4 more epochs: the finish grows its plan, a candidate keeps its own
+    assert _replan(400.0, 100.0) == (5, 55_000)
+    assert _replan(400.0, 100.0, grow=False) is None
+    # 1.5 epochs of time for the 2 left: the candidate drops to 1 more whole epoch
+    assert _replan(150.0, 100.0, grow=False) == (2, 55_000)
+    # less than one epoch left: one more epoch over the examples that fit, never more
+    epochs, examples = _replan(60.0, 100.0, examples=40_000, grow=False)
+    assert epochs == 2 and examples < 40_000
+    assert _replan(2.0, 100.0, grow=False) == (1, 55_000)  # nothing fits: stop now
+
+
+def test_the_epoch_estimate_averages_recent_epochs_per_example_leaving_out_the_traced_one():
+    val = 3_000  # a third of it costs 1,000 training examples' time
+    assert epoch_estimate([(12.0, 11_000)], 11_000, val) == pytest.approx(12.0)  # all there is
+    timings = [(30.0, 11_000), (12.0, 11_000), (8.0, 11_000), (10.0, 11_000)]
+    assert epoch_estimate(timings, 11_000, val) == pytest.approx(10.0)  # mean of the last 3
+    # per example: a next epoch over 5,000 examples costs (5,000 + 1,000) of 12,000's time
+    assert epoch_estimate(timings, 5_000, val) == pytest.approx(10.0 * 6_000 / 12_000)
+    many = [(30.0, 11_000)] + [(100.0, 11_000)] * 3 + [(10.0, 11_000)] * 3
+    assert epoch_estimate(many, 11_000, val) == pytest.approx(10.0)  # only the last 3

@@ -657,6 +657,30 @@ def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_candidate_shrinks_a_plan_that_would_overrun_its_deadline_and_replays_it(tiny_fashion):
+    """A candidate planned for more epochs than its deadline allows re-plans down after its
+    epochs (never up), ends by the deadline give or take an epoch, and given back its
+    recorded re-plans trains exactly the same."""
+    import dataclasses
+    import time
+
+    from rachel.core.training import fit_model
+
+    splits, build, settings = _finish_model(tiny_fashion, 6)
+    settings = dataclasses.replace(settings, epochs=200, fill_time=False)
+    started = time.perf_counter()
+    _, live = fit_model(build(), splits, settings, deadline=started + 4.0)
+    seconds = time.perf_counter() - started
+    plans = [settings.epochs] + [r["epochs"] for r in live["replans"]]
+    assert live["replans"] and all(b <= a for a, b in zip(plans, plans[1:], strict=False))
+    assert live["epochs_run"] == plans[-1] < 200
+    assert seconds < 4.0 + 2 * seconds / live["epochs_run"]  # within an epoch or so
+
+    replay = dataclasses.replace(settings, replans=tuple(live["replans"]))
+    _, again = fit_model(build(), splits, replay)
+    assert again["epochs_run"] == live["epochs_run"] and again["val_loss"] == live["val_loss"]
+
+
 def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
     tiny_fashion, tmp_path, monkeypatch
 ):
