@@ -39,6 +39,7 @@ from rachel.core import finish, planner, steps, stop_rules, storage
 from rachel.core.config import SearchConfig
 from rachel.core.ensemble_state import CANDIDATE_FILE, ENSEMBLE_FILE, METRICS_FILE, EnsembleState
 from rachel.core.errors import TransientError
+from rachel.core.output_lock import output_lock
 from rachel.core.run_folder import LAUNCH_FILE, RunFolder, launch_record
 
 Event = dict[str, Any]
@@ -181,8 +182,10 @@ def run_search(
     counts from (default: now; ``rachel search`` passes its own process start, as ``rachel
     run`` does, so both count the command's start-up).
 
-    Nothing is written before the configuration, the plan, the output and the dataset have
-    been checked: a rejected run leaves its output as it found it.
+    One search at a time per output (:mod:`rachel.core.output_lock`): a second one is
+    refused while the first runs.  Nothing is written before the configuration, the plan,
+    the output and the dataset have been checked: a rejected run leaves its output as it
+    found it.
     """
     planner.check_plan(plan, planner.plan_summary(config))
     from rachel.core import devices
@@ -190,6 +193,22 @@ def run_search(
     if "on" in (config.mixed_precision, config.xla, config.multi_gpu):  # only "on" can fail
         devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)  # e.g. no GPU
     launch = launch_record(plan, initial_controller)
+    with output_lock(output):  # another search on this output: refused, nothing touched
+        return _open_and_search(
+            config, output, on_event, plan, initial_controller, restart, started_at, launch
+        )
+
+
+def _open_and_search(
+    config: SearchConfig,
+    output: str | Path,
+    on_event: Callable[[Event], None] | None,
+    plan: dict[str, Any] | None,
+    initial_controller: str | Path | None,
+    restart: bool,
+    started_at: float | None,
+    launch: dict[str, Any],
+) -> dict[str, Any]:
     run = RunFolder.open(output, config.to_json(), restart=restart, launch=launch)
     try:
         if run.state == "finished":
