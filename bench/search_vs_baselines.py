@@ -107,7 +107,15 @@ def run_rachel(args, started, **overrides):
 def _timeline(log: Path) -> list[dict]:
     """When each candidate, iteration and the finish ended (seconds since the search's
     start), with the figures that explain the run's wall time."""
-    keys = ("candidate_id", "epochs_run", "train_seconds", "step_seconds", "time_limit", "schedule")
+    keys = (
+        "candidate_id",
+        "epochs_run",
+        "train_seconds",
+        "step_seconds",
+        "time_limit",
+        "schedule",
+        "epoch_seconds",
+    )
     rows = []
     try:
         for line in log.read_text().splitlines():

@@ -199,17 +199,25 @@ def replan_epochs(
 
 def epoch_estimate(timings: list[tuple[float, int]], examples: int, val_examples: int) -> float:
     """The next epoch's seconds over ``examples``, from this training's measured epochs
-    (``timings``: (seconds, training examples) each, in order): the per-example mean of the
-    last :data:`ESTIMATE_WINDOW` epochs, leaving out the first (it traced the train step)
-    once there are others.
+    (``timings``: (seconds, training examples) each, in order): per example, the larger of
+    the last epoch's time and the mean of the last :data:`ESTIMATE_WINDOW` epochs (leaving
+    out the first, which traced the train step, once there are others).
 
     Why: one epoch's time moves by ~±20 % on a shared host, and re-planning from the last
     epoch alone made the finish's plan flip back and forth (600 s, seed 0, ce2b2b7: 5, 6,
     8, 8, 7, 8, 8 epochs planned after its epochs 1-7, its last epoch cut to 30,920
-    examples)."""
+    examples).  The mean alone lagged behind a slowing host: its finish overran its
+    249-s limit by 19 s and the run its 600-s budget by 6 s (seed 0, 1033779).  The larger
+    of the two shrinks a plan at the first slow epoch, as the last epoch alone did, and
+    grows it only when the recent epochs agree."""
+
+    def per_example(window: list[tuple[float, int]]) -> float:
+        cost = sum(n + val_examples / 3.0 for _, n in window)
+        return sum(t for t, _ in window) / cost
+
     window = (timings[1:] if len(timings) > 1 else timings)[-ESTIMATE_WINDOW:]
-    cost = sum(n + val_examples / 3.0 for _, n in window)
-    return sum(t for t, _ in window) / cost * (examples + val_examples / 3.0)
+    slowest = max(per_example(window), per_example(timings[-1:]))
+    return slowest * (examples + val_examples / 3.0)
 
 
 ESTIMATE_WINDOW = 3
@@ -392,6 +400,7 @@ def fit_model(
         "augmentation": augmentation,
         "replans": replans,
         "examples_trained": trained,  # in this call (a resumed run: since the resume)
+        "epoch_seconds": [round(t, 2) for t, _ in timings],  # in this call, as measured
         "history": history,
     }
     return best_logits, metrics

@@ -145,12 +145,16 @@ def test_a_candidate_only_shrinks_a_plan_that_would_overrun():
     assert _replan(2.0, 100.0, grow=False) == (1, 55_000)  # nothing fits: stop now
 
 
-def test_the_epoch_estimate_averages_recent_epochs_per_example_leaving_out_the_traced_one():
+def test_the_epoch_estimate_takes_the_slower_of_the_last_epoch_and_the_recent_mean():
     val = 3_000  # a third of it costs 1,000 training examples' time
     assert epoch_estimate([(12.0, 11_000)], 11_000, val) == pytest.approx(12.0)  # all there is
-    timings = [(30.0, 11_000), (12.0, 11_000), (8.0, 11_000), (10.0, 11_000)]
-    assert epoch_estimate(timings, 11_000, val) == pytest.approx(10.0)  # mean of the last 3
+    # a fast last epoch: the mean of the last 3 (the traced first left out) decides
+    timings = [(30.0, 11_000), (12.0, 11_000), (10.0, 11_000), (8.0, 11_000)]
+    assert epoch_estimate(timings, 11_000, val) == pytest.approx(10.0)
     # per example: a next epoch over 5,000 examples costs (5,000 + 1,000) of 12,000's time
     assert epoch_estimate(timings, 5_000, val) == pytest.approx(10.0 * 6_000 / 12_000)
+    # a slow last epoch decides at once
+    slow = [(30.0, 11_000), (10.0, 11_000), (10.0, 11_000), (16.0, 11_000)]
+    assert epoch_estimate(slow, 11_000, val) == pytest.approx(16.0)
     many = [(30.0, 11_000)] + [(100.0, 11_000)] * 3 + [(10.0, 11_000)] * 3
     assert epoch_estimate(many, 11_000, val) == pytest.approx(10.0)  # only the last 3
