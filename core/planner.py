@@ -159,7 +159,8 @@ def check_plan(plan: Mapping[str, Any] | None, summary: Mapping[str, Any]) -> No
 
 def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, Any]]:
     """Each candidate's recorded schedule ``{"epochs", "examples"}`` by candidate id, and
-    the finish's re-plans (``replans``: ``{"after", "epochs", "examples"}`` each)."""
+    its re-plans (``replans``: ``{"after", "epochs", "examples"}`` each) and the epoch its
+    deadline cut short (``cut``: ``{"epoch", "batches"}``)."""
     if plan is None:
         return {}
     data = json.loads(plan) if isinstance(plan, str) else plan
@@ -176,6 +177,8 @@ def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, 
                 out[str(k)]["replans"] = [
                     {f: int(r[f]) for f in ("after", "epochs", "examples")} for r in v["replans"]
                 ]
+            if v.get("cut"):
+                out[str(k)]["cut"] = {f: int(v["cut"][f]) for f in ("epoch", "batches")}
         return out
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(

@@ -145,8 +145,8 @@ class Candidate:
     base: ArchitectureSpec
     decisions: tuple[LayerTokens, ...]
     # The planner's limits (rachel.core.planner): a wall-clock cap on training, or the
-    # recorded schedule {"epochs", "examples"} of a replayed plan (which then wins); the
-    # finish's also has its re-plans ("replans").
+    # recorded schedule {"epochs", "examples"} of a replayed plan (which then wins), with
+    # its re-plans ("replans") and deadline cut ("cut") if it had any.
     time_limit: float | None = None
     schedule: dict[str, Any] | None = None
     # The finish (rachel.core.finish): the trained-candidate artifact whose weights this
@@ -206,4 +206,6 @@ def _schedule(data: dict[str, Any]) -> dict[str, Any]:
         out["replans"] = [
             {k: int(r[k]) for k in ("after", "epochs", "examples")} for r in data["replans"]
         ]
+    if data.get("cut"):
+        out["cut"] = {k: int(data["cut"][k]) for k in ("epoch", "batches")}
     return out

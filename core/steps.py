@@ -172,6 +172,9 @@ def training_settings(config: SearchConfig, seed: int, candidate: Candidate | No
     if candidate is not None and candidate.schedule is not None:
         epochs, examples = candidate.schedule["epochs"], candidate.schedule["examples"]
         finish["replans"] = tuple(candidate.schedule.get("replans", ()))
+        if candidate.schedule.get("cut"):
+            cut = candidate.schedule["cut"]
+            finish["cut"] = (int(cut["epoch"]), int(cut["batches"]))
     elif candidate is not None:
         time_limit = candidate.time_limit
     return TrainingSettings(

@@ -68,7 +68,8 @@ class TrainingSettings:
     downsample_residual: bool = False
     time_limit: float | None = None  # seconds: probe, then train the epochs that fit
     fill_time: bool = False  # the finish: use the whole limit, re-planned after each epoch
-    replans: tuple[dict[str, int], ...] = ()  # the finish's recorded re-plans (replayed)
+    replans: tuple[dict[str, int], ...] = ()  # the recorded re-plans (replayed)
+    cut: tuple[int, int] | None = None  # recorded (epoch, batches): that epoch ended early
 
 
 @dataclass
@@ -259,6 +260,14 @@ def fit_model(
     the checkpoint, and given back as ``settings.replans`` (no deadline) they are replayed
     exactly.  A finish's re-plan trains at most ``max_epochs`` epochs over at most
     ``max_examples`` examples (default: the planned epochs, the whole training split).
+
+    The deadline is also kept inside an epoch: once the time left is no more than the last
+    validation pass took, the epoch ends after its current batch, is validated, and the
+    training stops.  The cut (epoch, batches trained in it) is recorded (``cut``) and given
+    back as ``settings.cut`` it is replayed exactly.  Why: one epoch's time doubled from one
+    epoch to the next on this host (600 s, seed 0, 67d25ca: 22 s, 25 s, 42 s over the same
+    examples), so no estimate made between epochs can keep a deadline; a finish's last
+    epoch overran its limit by 7 s and the run its 600-s budget by 1 s.
     """
     x_train, y_train = training_subset(splits, settings)
     augmentation = settings.augmentation or splits.augmentation
@@ -270,6 +279,7 @@ def fit_model(
     history: dict[str, list[float]] = {k: [] for k in keys}
     best_loss, best_epoch, best_weights, best_logits = math.inf, -1, None, None
     reference, wait, first, stopped = math.inf, 0, 0, False
+    cut = settings.cut  # recorded: replayed; live: taken when the deadline comes mid-epoch
     replans = [dict(r) for r in settings.replans]  # recorded: replayed at their epochs
     saved = checkpoint.load() if checkpoint is not None else None
     done = 0 if saved is None else saved.epoch + 1
@@ -307,13 +317,21 @@ def fit_model(
         best_weights = [saved.arrays[f"best/{i}"] for i in range(book["best_count"])]
         best_logits = saved.arrays["best_logits"] if "best_logits" in saved.arrays else None
         first, stopped = saved.epoch + 1, bool(book["stopped"])
+        if cut is None and book.get("cut"):
+            cut = (int(book["cut"][0]), int(book["cut"][1]))
     epoch, mark, trained = first, time.perf_counter(), 0
     timings: list[tuple[float, int]] = []  # (seconds, examples) of this call's epochs
+    validation_seconds = 0.0  # the last validation pass: what a cut must leave
     while not stopped and epoch < epochs:
         x, y = epoch_arrays(
             x_train, y_train, rng, augmentation=augmentation, batch_size=settings.batch_size
         )
-        trained += len(x)
+        bs = settings.batch_size
+        if cut is not None and cut[0] == epoch:  # recorded: the epoch's first batches only
+            x, y = x[: cut[1] * bs], y[: cut[1] * bs]
+        ender = None
+        if deadline is not None and cut is None:
+            ender = _DeadlineCut(deadline - validation_seconds)
         fit = model.fit(
             x,
             y,
@@ -322,8 +340,15 @@ def fit_model(
             initial_epoch=epoch,
             shuffle=False,
             verbose=verbose,
+            callbacks=None if ender is None else [ender.callback()],
         )
+        if ender is not None and ender.trained is not None and ender.trained < len(x) // bs:
+            cut = (epoch, ender.trained)
+        cut_here = cut is not None and cut[0] == epoch
+        trained += ender.trained * bs if ender is not None and ender.trained else len(x)
+        validation_started = time.perf_counter()
         logits = np.asarray(model.predict(x_val, batch_size=PREDICT_BATCH, verbose=0), np.float32)
+        validation_seconds = time.perf_counter() - validation_started
         val_loss = cross_entropy(logits, y_val)
         history["loss"].append(float(fit.history["loss"][-1]))
         history["accuracy"].append(float(fit.history["accuracy"][-1]))
@@ -341,6 +366,7 @@ def fit_model(
             stopped = wait >= settings.patience and not settings.fill_time
         epoch += 1
         timings.append((time.perf_counter() - mark, len(x_train)))
+        stopped = stopped or cut_here  # a cut epoch is the last one
         if replannable and not stopped:
             # the recorded re-plan after this epoch, else the one the measured epochs ask for
             replan = next((r for r in replans if int(r["after"]) == epoch), None)
@@ -383,6 +409,7 @@ def fit_model(
                 stopped,
                 replans=replans,
                 seconds_left=None if deadline is None else deadline - time.perf_counter(),
+                cut=cut,
             )
         if stopped:
             break
@@ -399,11 +426,37 @@ def fit_model(
         "train_examples": int(first_examples),
         "augmentation": augmentation,
         "replans": replans,
+        "cut": None if cut is None else {"epoch": cut[0], "batches": cut[1]},
         "examples_trained": trained,  # in this call (a resumed run: since the resume)
         "epoch_seconds": [round(t, 2) for t, _ in timings],  # in this call, as measured
         "history": history,
     }
     return best_logits, metrics
+
+
+class _DeadlineCut:
+    """Ends an epoch once ``time.perf_counter()`` passes ``deadline``: the batch that finds
+    it so is the epoch's last.  ``trained``: the batches the epoch then trained (None: it
+    was not cut).  Checked as a batch begins, which Keras calls in line with training (a
+    batch-end hook would turn off its asynchronous dispatch), so the count is exact and a
+    replay trains exactly the epoch's first ``trained`` batches."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.trained: int | None = None
+
+    def callback(self) -> Any:
+        import keras
+
+        cut = self
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+                if cut.trained is None and time.perf_counter() >= cut.deadline:
+                    cut.trained = batch + 1  # this batch still trains, then the epoch ends
+                    self.model.stop_training = True
+
+        return _Callback()
 
 
 def _assign(variables: Any, arrays: dict[str, np.ndarray], prefix: str) -> None:
@@ -435,6 +488,7 @@ def _save_epoch(
     *,
     replans: list[dict[str, int]],
     seconds_left: float | None,
+    cut: tuple[int, int] | None = None,
 ) -> None:
     arrays = {f"model/{i}": np.asarray(v) for i, v in enumerate(model.variables)}
     slots = model.optimizer.variables
@@ -456,6 +510,7 @@ def _save_epoch(
                 "stopped": stopped,
                 "replans": replans,
                 "seconds_left": seconds_left,
+                "cut": None if cut is None else list(cut),
             }
         },
         arrays,
@@ -670,6 +725,7 @@ def train_candidate_model(
             "epochs": settings.epochs,
             "examples": metrics["train_examples"],
             **({"replans": metrics["replans"]} if metrics["replans"] else {}),
+            **({"cut": metrics["cut"]} if metrics["cut"] else {}),
         },
         probe=probe,
         train_seconds=train_seconds,

@@ -56,7 +56,7 @@ def test_each_setting_is_defined_once_and_reaches_the_modules():
     )
     ctrl = steps.controller_settings(cfg)
     assert (ctrl.seed, ctrl.max_width, ctrl.learning_rate) == (11, 48, 0.02)
-    planner_set = {"seed", "augmentation", "time_limit", "fill_time", "replans"}  # per candidate
+    planner_set = {"seed", "augmentation", "time_limit", "fill_time", "replans", "cut"}
     assert {f.name for f in dataclasses.fields(TrainingSettings)} - planner_set == set(
         module_settings(cfg, "training")
     )

@@ -102,6 +102,10 @@ def test_schedules_load_from_a_plan_and_bad_ones_are_refused():
     assert planner.load_schedules({"schedules": {"finish": replanned}}) == {"finish": replanned}
     with pytest.raises(ConfigError, match="schedule"):
         planner.load_schedules({"schedules": {"finish": {**replanned, "replans": [{"after": 1}]}}})
+    cut = {**replanned, "cut": {"epoch": 2, "batches": 5}}
+    assert planner.load_schedules({"schedules": {"it001-c00": cut}}) == {"it001-c00": cut}
+    with pytest.raises(ConfigError, match="schedule"):
+        planner.load_schedules({"schedules": {"it001-c00": {**cut, "cut": {"epoch": 2}}}})
 
 
 def test_without_a_budget_no_candidate_gets_a_time_limit():

@@ -343,6 +343,21 @@ def _one_candidate():
     return Candidate("it000-c00", 0, 0, ArchitectureSpec(), (LayerTokens(1, 0, 0),)).to_json()
 
 
+def test_a_recorded_schedule_reaches_the_trainer_with_its_replans_and_cut():
+    schedule = {
+        "epochs": 3,
+        "examples": 900,
+        "replans": [{"after": 1, "epochs": 2, "examples": 800}],
+        "cut": {"epoch": 1, "batches": 5},
+    }
+    raw = {**_one_candidate(), "schedule": schedule}
+    candidate = Candidate.from_json(json.loads(json.dumps(raw)))  # as a plan carries it
+    settings = steps.training_settings(budget_config("smoke"), 3, candidate)
+    assert (settings.epochs, settings.train_examples, settings.time_limit) == (3, 900, None)
+    assert settings.replans == ({"after": 1, "epochs": 2, "examples": 800},)
+    assert settings.cut == (1, 5)
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -606,13 +621,21 @@ def _finish_model(splits_path, seed):
 
 def _killed_after_second_epoch(monkeypatch, train):
     """Run ``train()`` until its checkpoint of epoch 1 is saved, then kill it."""
+    _killed_after(monkeypatch, train, 1)
+
+
+def _killed_after_first_epoch(monkeypatch, train):
+    _killed_after(monkeypatch, train, 0)
+
+
+def _killed_after(monkeypatch, train, last):
     from rachel.core import checkpoint as ckpt
 
     real_save = ckpt.EpochCheckpoint.save
 
     def save_then_die(self, epoch, state, arrays):
         real_save(self, epoch, state, arrays)
-        if epoch == 1:
+        if epoch == last:
             raise _Killed
 
     with monkeypatch.context() as patched:
@@ -679,6 +702,57 @@ def test_a_candidate_shrinks_a_plan_that_would_overrun_its_deadline_and_replays_
     replay = dataclasses.replace(settings, replans=tuple(live["replans"]))
     _, again = fit_model(build(), splits, replay)
     assert again["epochs_run"] == live["epochs_run"] and again["val_loss"] == live["val_loss"]
+
+
+def test_a_deadline_inside_an_epoch_cuts_it_and_the_cut_replays_and_resumes(
+    tiny_fashion, tmp_path, monkeypatch
+):
+    """The deadline passes inside an epoch: that epoch ends after the batch that found it
+    so, is validated, and is the last.  Given back its cut the training trains exactly the
+    same, and killed after its first epoch it resumes to the same weights.  The clock is a
+    fake one that only the trainer reads, a tick per reading, so the cut lands in the same
+    place on any machine."""
+    import dataclasses
+    import itertools
+    import types
+
+    from rachel.core import checkpoint as ckpt
+    from rachel.core import training
+    from rachel.core.training import fit_model
+
+    splits, build, settings = _finish_model(tiny_fashion, 7)
+    settings = dataclasses.replace(settings, epochs=3, fill_time=False)  # 9 batches an epoch
+
+    def slowing():  # the host slows 3x after the first epoch: no plan between epochs holds
+        for n in itertools.count():
+            yield n if n < 14 else 14 + 3 * (n - 14)
+
+    ticks = slowing()
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+        _, live = fit_model(build(), splits, settings, deadline=30.0)
+    cut = live["cut"]
+    assert cut is not None and cut["epoch"] >= 1 and 0 < cut["batches"] < 9
+    assert live["epochs_run"] == len(live["history"]["val_loss"]) == cut["epoch"] + 1
+
+    replay = dataclasses.replace(
+        settings, replans=tuple(live["replans"]), cut=(cut["epoch"], cut["batches"])
+    )
+    model = build()
+    logits, again = fit_model(model, splits, replay)
+    assert again["cut"] == cut and again["val_loss"] == live["val_loss"]
+    assert again["examples_trained"] == live["examples_trained"]
+
+    point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
+    _killed_after_first_epoch(
+        monkeypatch, lambda: fit_model(build(), splits, replay, checkpoint=point)
+    )
+    resumed_model = build()
+    resumed_logits, resumed = fit_model(resumed_model, splits, replay, checkpoint=point)
+    assert resumed["cut"] == cut and resumed["epochs_run"] == live["epochs_run"]
+    np.testing.assert_array_equal(resumed_logits, logits)
+    for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
