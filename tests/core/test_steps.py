@@ -624,8 +624,20 @@ def _killed_after_second_epoch(monkeypatch, train):
     _killed_after(monkeypatch, train, 1)
 
 
-def _killed_after_first_epoch(monkeypatch, train):
-    _killed_after(monkeypatch, train, 0)
+def _killed_and_resumed(monkeypatch, tmp_path, build, splits, settings, model, logits, last):
+    """Train with a checkpoint, killed after epoch ``last``; resume, check that the resumed
+    training ends with ``model``'s weights and ``logits``, and return its metrics."""
+    from rachel.core import checkpoint as ckpt
+    from rachel.core.training import fit_model
+
+    point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
+    _killed_after(monkeypatch, lambda: fit_model(build(), splits, settings, checkpoint=point), last)
+    resumed_model = build()
+    resumed_logits, resumed = fit_model(resumed_model, splits, settings, checkpoint=point)
+    np.testing.assert_array_equal(resumed_logits, logits)
+    for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    return resumed
 
 
 def _killed_after(monkeypatch, train, last):
@@ -653,7 +665,6 @@ def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(
     import dataclasses
     import time
 
-    from rachel.core import checkpoint as ckpt
     from rachel.core.training import fit_model
 
     splits, build, settings = _finish_model(tiny_fashion, 3)
@@ -668,16 +679,8 @@ def test_the_finish_replans_its_epochs_by_its_deadline_and_replays_them(
     assert again["replans"] == first["replans"] and again["epochs_run"] == first["epochs_run"]
     assert again["val_loss"] == first["val_loss"]
 
-    point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
-    _killed_after_second_epoch(
-        monkeypatch, lambda: fit_model(build(), splits, replay, checkpoint=point)
-    )
-    resumed_model = build()
-    resumed_logits, resumed = fit_model(resumed_model, splits, replay, checkpoint=point)
+    resumed = _killed_and_resumed(monkeypatch, tmp_path, build, splits, replay, model, logits, 1)
     assert resumed["epochs_run"] == first["epochs_run"]
-    np.testing.assert_array_equal(resumed_logits, logits)
-    for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_a_candidate_shrinks_a_plan_that_would_overrun_its_deadline_and_replays_it(tiny_fashion):
@@ -716,7 +719,6 @@ def test_a_deadline_inside_an_epoch_cuts_it_and_the_cut_replays_and_resumes(
     import itertools
     import types
 
-    from rachel.core import checkpoint as ckpt
     from rachel.core import training
     from rachel.core.training import fit_model
 
@@ -743,16 +745,8 @@ def test_a_deadline_inside_an_epoch_cuts_it_and_the_cut_replays_and_resumes(
     assert again["cut"] == cut and again["val_loss"] == live["val_loss"]
     assert again["examples_trained"] == live["examples_trained"]
 
-    point = ckpt.EpochCheckpoint(str(tmp_path / "ckpt"), "key")
-    _killed_after_first_epoch(
-        monkeypatch, lambda: fit_model(build(), splits, replay, checkpoint=point)
-    )
-    resumed_model = build()
-    resumed_logits, resumed = fit_model(resumed_model, splits, replay, checkpoint=point)
+    resumed = _killed_and_resumed(monkeypatch, tmp_path, build, splits, replay, model, logits, 0)
     assert resumed["cut"] == cut and resumed["epochs_run"] == live["epochs_run"]
-    np.testing.assert_array_equal(resumed_logits, logits)
-    for a, b in zip(resumed_model.get_weights(), model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
