@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rachel.core.errors import ConfigError
+from rachel.core.search_space import parse_schedule
 
 RESERVE_SECONDS = 15.0  # final mixture refit + servable export + test inference, 2 CPU cores
 MIN_FINISH_SECONDS = 10.0  # a shorter finish would not complete one epoch worth having
@@ -172,13 +173,7 @@ def load_schedules(plan: Mapping[str, Any] | str | None) -> dict[str, dict[str, 
     try:
         out: dict[str, dict[str, Any]] = {}
         for k, v in raw.items():
-            out[str(k)] = {f: int(v[f]) for f in ("epochs", "examples")}
-            if v.get("replans"):
-                out[str(k)]["replans"] = [
-                    {f: int(r[f]) for f in ("after", "epochs", "examples")} for r in v["replans"]
-                ]
-            if v.get("cut"):
-                out[str(k)]["cut"] = {f: int(v["cut"][f]) for f in ("epoch", "batches")}
+            out[str(k)] = parse_schedule(v)
         return out
     except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(

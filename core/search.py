@@ -194,38 +194,23 @@ def run_search(
         devices.resolve(config.mixed_precision, config.xla, config.multi_gpu)  # e.g. no GPU
     launch = launch_record(plan, initial_controller)
     with output_lock(output):  # another search on this output: refused, nothing touched
-        return _open_and_search(
-            config, output, on_event, plan, initial_controller, restart, started_at, launch
-        )
-
-
-def _open_and_search(
-    config: SearchConfig,
-    output: str | Path,
-    on_event: Callable[[Event], None] | None,
-    plan: dict[str, Any] | None,
-    initial_controller: str | Path | None,
-    restart: bool,
-    started_at: float | None,
-    launch: dict[str, Any],
-) -> dict[str, Any]:
-    run = RunFolder.open(output, config.to_json(), restart=restart, launch=launch)
-    try:
-        if run.state == "finished":
-            metrics = storage.read_json(run.work / "final" / "metrics.json")
-            if on_event:
-                on_event(
-                    {
-                        "t": 0.0,
-                        "event": "finished_earlier",
-                        "output": run.uri,
-                        "test_accuracy": metrics["test_accuracy"],
-                    }
-                )
-            return dict(metrics)
-        return _search(config, run, on_event, plan, initial_controller, started_at, launch)
-    finally:
-        run.close()
+        run = RunFolder.open(output, config.to_json(), restart=restart, launch=launch)
+        try:
+            if run.state == "finished":
+                metrics = storage.read_json(run.work / "final" / "metrics.json")
+                if on_event:
+                    on_event(
+                        {
+                            "t": 0.0,
+                            "event": "finished_earlier",
+                            "output": run.uri,
+                            "test_accuracy": metrics["test_accuracy"],
+                        }
+                    )
+                return dict(metrics)
+            return _search(config, run, on_event, plan, initial_controller, started_at, launch)
+        finally:
+            run.close()
 
 
 def _search(

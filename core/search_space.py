@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -185,7 +185,7 @@ class Candidate:
                 base=ArchitectureSpec.from_json(data["base"]),
                 decisions=tuple(LayerTokens(*map(int, d)) for d in data["decisions"]),
                 time_limit=None if data.get("time_limit") is None else float(data["time_limit"]),
-                schedule=None if data.get("schedule") is None else _schedule(data["schedule"]),
+                schedule=None if data.get("schedule") is None else parse_schedule(data["schedule"]),
                 warm_start=None if data.get("warm_start") is None else str(data["warm_start"]),
             )
         except (KeyError, TypeError, ValueError) as err:
@@ -200,7 +200,9 @@ def decisions_from_tokens(tokens: Sequence[Sequence[int]]) -> tuple[LayerTokens,
     return tuple(LayerTokens(int(p), int(b), int(w)) for p, b, w in tokens)
 
 
-def _schedule(data: dict[str, Any]) -> dict[str, Any]:
+def parse_schedule(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded schedule ``{"epochs", "examples"}`` with its ``replans`` and ``cut``, as
+    ints (KeyError, TypeError or ValueError when malformed)."""
     out: dict[str, Any] = {k: int(data[k]) for k in ("epochs", "examples")}
     if data.get("replans"):
         out["replans"] = [

@@ -289,7 +289,6 @@ def fit_model(
             replans = [dict(r) for r in book.get("replans", [])]
         if deadline is not None and book.get("seconds_left") is not None:
             deadline = time.perf_counter() + float(book["seconds_left"])
-    replannable = settings.fill_time or deadline is not None or bool(replans)
     applied = [r for r in replans if int(r["after"]) <= done]
     schedule = compile_for_training(
         model,
@@ -367,7 +366,7 @@ def fit_model(
         epoch += 1
         timings.append((time.perf_counter() - mark, len(x_train)))
         stopped = stopped or cut_here  # a cut epoch is the last one
-        if replannable and not stopped:
+        if not stopped:
             # the recorded re-plan after this epoch, else the one the measured epochs ask for
             replan = next((r for r in replans if int(r["after"]) == epoch), None)
             if replan is None and deadline is not None:
