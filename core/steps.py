@@ -493,6 +493,7 @@ def weigh_ensemble(
             overhead_seconds=max(overheads, default=planner.OVERHEAD_SECONDS),
             iteration_overhead_seconds=entry["iteration_overhead_seconds"],
             reserve_seconds=planner.reserve_seconds(config),
+            min_share=planner.min_share(config),
             recorded=planner.load_decisions(plan),
         ).to_json()
     entry["schedules"] = {

@@ -134,9 +134,12 @@ def pipeline_config(
     iterations: int, candidates: int, config: SearchConfig | None = None
 ) -> SearchConfig:
     """The config a compiled pipeline runs by default (iterations/candidates made to match);
-    without ``config``, the smoke preset without its time budget (a plain, unconditional DAG)."""
+    without ``config``, the smoke preset without its time budget and without its finish (a
+    plain, unconditional DAG: untimed, smoke's finish would train its 20 epochs)."""
     base = (
-        config if config is not None else budget_config("smoke").replace(time_budget_seconds=None)
+        config
+        if config is not None
+        else budget_config("smoke").replace(time_budget_seconds=None, finish_epochs=0)
     )
     return base.replace(iterations=iterations, candidates=candidates)
 

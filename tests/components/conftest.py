@@ -39,4 +39,5 @@ def tiny_config():  # noqa: ANN201 - SearchConfig
         ensemble_epochs=2,
         final_ensemble_epochs=2,
         parallel_candidates=1,
+        finish_epochs=0,
     ).replace(time_budget_seconds=None, train_threads=None, max_candidate_seconds=None)

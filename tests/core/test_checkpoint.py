@@ -26,6 +26,7 @@ CONFIG = dict(
     parallel_candidates=1,
     patience=5,
     time_budget_seconds=None,
+    finish_epochs=0,
 )
 
 

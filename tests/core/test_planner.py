@@ -43,6 +43,20 @@ def test_fewer_candidates_when_the_share_gets_too_small():
     assert (d.action, d.candidates, d.time_limit) == ("continue", 2, pytest.approx(45.0))
 
 
+def test_with_a_finish_an_iteration_runs_only_if_its_candidates_get_their_whole_estimate():
+    from rachel.core.config import budget_config
+
+    # left 50 s: one round of 50 s is under the 60-s estimate, but over half of it
+    half = _decide(elapsed_seconds=540.0, overhead_seconds=5.0, min_share=planner.MIN_SHARE)
+    assert (half.action, half.candidates) == ("continue", 2)
+    whole = _decide(elapsed_seconds=540.0, overhead_seconds=5.0, min_share=1.0)
+    assert (whole.action, whole.candidates) == ("stop", 0)  # the finish takes the 50 s
+    assert _decide(elapsed_seconds=520.0, min_share=1.0).action == "continue"  # 70 s >= 60 s
+    small = budget_config("small")
+    assert planner.min_share(small) == planner.MIN_SHARE_WITH_FINISH == 1.0
+    assert planner.min_share(small.replace(finish_epochs=0)) == planner.MIN_SHARE
+
+
 def test_stop_when_not_even_one_round_fits():
     d = _decide(elapsed_seconds=570.0)  # left 20 s < 30 s
     assert (d.action, d.candidates) == ("stop", 0)

@@ -158,6 +158,7 @@ def _tiny_config(fashion_files, **overrides):
         epochs=1,
         parallel_candidates=1,
         time_budget_seconds=None,
+        finish_epochs=0,
     )
     return budget_config("smoke", **{**settings, **overrides}).replace(train_threads=None)
 
