@@ -12,10 +12,11 @@ candidate times measured so far:
   ``min_share`` of the estimated candidate time continue (each capped at that share),
   else the search stops.  ``min_share`` is :data:`MIN_SHARE` (half) without a finish, and
   1 with one (:func:`min_share`): the finish spends what a stopped search leaves, so an
-  iteration runs only if its candidates get all the time they are estimated to need.  The estimate is the slowest candidate of the last iteration x its
-  growth over the iteration before (clamped to 1..2): the next candidates extend the
-  accepted network, so they cost at least as much.  The seconds left are first reduced by
-  the last iteration's overhead beyond its candidates (task start-ups in a pipeline).
+  iteration runs only if its candidates get all the time they are estimated to need.  The
+  estimate is the slowest candidate of the last iteration x its growth over the iteration
+  before (clamped to 1..2): the next candidates extend the accepted network, so they cost
+  at least as much.  The seconds left are first reduced by the last iteration's overhead
+  beyond its candidates (task start-ups in a pipeline).
 * **Within a candidate** the trainer turns its time limit into a schedule: it times a few
   training steps, then trains the most epochs (at most ``epochs``; then fewer examples)
   that fit, with the cosine decay over exactly those epochs
