@@ -227,7 +227,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
-        if self.finish_epochs > 0 and self.time_budget_seconds:
+        # a finish that keeps no share takes what the iterations leave: any budget works
+        if self.finish_epochs > 0 and self.finish_fraction > 0 and self.time_budget_seconds:
             from rachel.core.planner import RESERVE_SECONDS
 
             left = self.time_budget_seconds * (1.0 - self.finish_fraction) - RESERVE_SECONDS

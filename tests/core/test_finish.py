@@ -181,3 +181,7 @@ def test_a_finish_share_that_leaves_the_search_no_time_is_refused():
     with pytest.raises(ConfigError, match="finish_fraction=0.9 of a 60 s budget"):
         budget_config("small", time_budget_seconds=60.0, finish_fraction=0.9)
     budget_config("small", time_budget_seconds=60.0, finish_fraction=0.5)  # 15 s are left
+    # smoke's finish keeps no share: it takes what is left, so even a 1-s budget is valid
+    with pytest.raises(ConfigError, match="finish_fraction=0.4 of a 1 s budget"):
+        budget_config("small", time_budget_seconds=1.0)
+    assert budget_config("smoke", time_budget_seconds=1.0).finish_epochs > 0

@@ -32,6 +32,8 @@ TINY_ARGS = [
     "3",
     "--time-budget",
     "0",
+    "--set",
+    "finish_epochs=0",  # untimed, smoke's finish would train its 20 epochs
 ]
 
 
