@@ -115,6 +115,9 @@ def _timeline(log: Path) -> list[dict]:
         "time_limit",
         "schedule",
         "epoch_seconds",
+        "best_epoch",
+        "val_loss",
+        "val_accuracy",
     )
     rows = []
     try:

@@ -10,8 +10,8 @@ budget beats that (``bench/search_vs_baselines.py``, 600 s: RandomSearch's singl
 * it starts from the weights of the ensemble's best subnetwork (the last accepted member),
   with a fresh optimizer and a warm-restarted cosine schedule from
   ``finish_learning_rate`` (default ``learning_rate``) over at most ``finish_epochs``
-  epochs, without early stopping (its best epoch is kept; see rachel.core.training), on every
-  core of its machine (it trains alone);
+  epochs, without early stopping (its last epoch is kept, the end of its annealed
+  schedule; see rachel.core.training), on every core of its machine (it trains alone);
 * under a time budget the planner keeps ``finish_fraction`` of the budget for it and gives
   it whatever the iterations have left (:func:`rachel.core.planner.decide_finish`; the
   trainer's probe turns that into epochs, and after every epoch the trainer re-plans the

@@ -779,7 +779,7 @@ def test_a_live_finish_killed_after_a_replan_resumes_with_its_replans(
 
 def test_the_finish_trains_to_its_plan_where_a_candidate_stops_early(tiny_fashion):
     """No epoch improves val_loss by a min_delta of 10: a candidate stops after `patience`
-    epochs, the finish trains every planned epoch and keeps its best one."""
+    epochs, the finish trains every planned epoch."""
     import dataclasses
 
     from rachel.core.training import fit_model
@@ -790,5 +790,34 @@ def test_the_finish_trains_to_its_plan_where_a_candidate_stops_early(tiny_fashio
     assert candidate["epochs_run"] == 2
     _, finish = fit_model(build(), splits, settings)
     assert finish["epochs_run"] == 3
-    losses = finish["history"]["val_loss"]
-    assert finish["val_loss"] == min(losses) == losses[finish["best_epoch"] - 1]
+
+
+def test_the_finish_keeps_its_last_epoch_where_a_candidate_keeps_its_lowest_val_loss(
+    tiny_fashion, monkeypatch
+):
+    """Validation losses 0.5, 0.3, 0.4: a candidate restores epoch 2, the finish keeps
+    epoch 3 (the end of its annealed schedule), its weights and its validation logits."""
+    import dataclasses
+
+    from rachel.core import training
+    from rachel.core.input_pipeline import normalise
+
+    splits, build, settings = _finish_model(tiny_fashion, 5)
+    settings = dataclasses.replace(settings, epochs=3)
+
+    def scripted(losses):
+        it = iter(losses)
+        monkeypatch.setattr(training, "cross_entropy", lambda logits, labels: next(it))
+
+    scripted([0.5, 0.3, 0.4])
+    _, candidate = training.fit_model(
+        build(), splits, dataclasses.replace(settings, fill_time=False)
+    )
+    assert (candidate["best_epoch"], candidate["val_loss"]) == (2, 0.3)
+    scripted([0.5, 0.3, 0.4])
+    model = build()
+    logits, finish = training.fit_model(model, splits, settings)
+    assert (finish["epochs_run"], finish["best_epoch"], finish["val_loss"]) == (3, 3, 0.4)
+    assert finish["val_accuracy"] == finish["history"]["val_accuracy"][-1]
+    predicted = model.predict(normalise(splits.x_val), batch_size=512, verbose=0)
+    np.testing.assert_allclose(logits, predicted, rtol=1e-5, atol=1e-5)
