@@ -29,7 +29,9 @@ sampled every 0.5 s).  Each finished run is appended to
 ``bench/results/search_vs_baselines.json`` and runs already there are skipped, so the
 benchmark resumes after a kill and spans sessions.  The table gives mean +- std test
 accuracy over the seeds, models trained, wall time and peak memory, and the RL-minus-random
-difference with a 95 % t-interval over paired seeds.
+difference with a 95 % t-interval over paired seeds.  Each run records the commit it
+measured (``git rev-parse`` of this checkout, ``+dirty`` with uncommitted changes; outside a
+git checkout, such as a ``git archive`` copy frozen for a long run, ``RACHEL_BENCH_COMMIT``).
 """
 
 from __future__ import annotations
@@ -332,6 +334,38 @@ def worker(args) -> None:
 
 
 # ------------------------------------------------------------------ driver side
+def code_commit() -> str:
+    """The commit this benchmark's code is at, so a run can be told from one of other code."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(HERE.parent),
+                "status",
+                "--porcelain",
+                "--",
+                "core",
+                "cli",
+                "components",
+                "pipelines",
+                "bench",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("RACHEL_BENCH_COMMIT", "unknown")
+
+
 def _tree_rss(pid: int) -> int:
     import psutil
 
@@ -451,6 +485,7 @@ def main() -> int:
             "presets": {str(k): v for k, v in PRESETS.items()},
         },
     )
+    commit = code_commit()
     for budget in map(int, args.budgets.split(",")):
         for seed in map(int, args.seeds.split(",")):
             for method in args.methods.split(","):
@@ -458,7 +493,10 @@ def main() -> int:
                 if results.has(key):
                     continue
                 run = run_one(method, budget, seed, args.data_dir)
-                results.add(key, {"method": method, "budget": budget, "seed": seed, **run})
+                results.add(
+                    key,
+                    {"method": method, "budget": budget, "seed": seed, "commit": commit, **run},
+                )
                 if "error" in run:
                     print(f"{key}: FAILED {run['error']}", flush=True)
                     continue
