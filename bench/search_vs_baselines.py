@@ -476,6 +476,15 @@ def main() -> int:
         worker(args)
         return 0
 
+    try:
+        import psutil  # noqa: F401  (the peak-memory sampler of every run)
+    except ImportError:
+        print(
+            "search_vs_baselines: psutil is not installed; install the bench extra: "
+            "pip install -e '.[dev,bench]'",
+            file=sys.stderr,
+        )
+        return 2
     from resumable import ResultsFile
 
     results = ResultsFile(
