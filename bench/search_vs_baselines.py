@@ -336,32 +336,16 @@ def worker(args) -> None:
 # ------------------------------------------------------------------ driver side
 def code_commit() -> str:
     """The commit this benchmark's code is at, so a run can be told from one of other code."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(HERE.parent), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "-C",
-                str(HERE.parent),
-                "status",
-                "--porcelain",
-                "--",
-                "core",
-                "cli",
-                "components",
-                "pipelines",
-                "bench",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return head + ("+dirty" if dirty else "")
+        code = ("core", "cli", "components", "pipelines", "bench")
+        dirty = git("status", "--porcelain", "--", *code)
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("RACHEL_BENCH_COMMIT", "unknown")
 
